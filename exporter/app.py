@@ -1,0 +1,182 @@
+"""Lifecycle in one place: the clients, scheduler, housekeeping and server.
+
+:class:`Exporter` is an async context manager.  Start-up enters each part in
+an :class:`~contextlib.AsyncExitStack`, so a part that fails to start undoes
+the ones before it, and :meth:`Exporter.close` stops them in reverse order.
+A background task that dies reaches :meth:`Exporter._task_died`: one log
+line, and :attr:`Exporter.fatal` is set so the process exits instead of
+serving stale data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+
+from exporter.apis import REGISTRY
+from exporter.client import SourceClient
+from exporter.clock import Clock, SystemClock
+from exporter.config import Config
+from exporter.metrics import JobKey, JobTable
+from exporter.politeness import Backoff, SourceGate
+from exporter.poller import Poller, SourceRuntime
+from exporter.scheduler import Scheduler
+from exporter.selfmetrics import SelfMetrics
+from exporter.server import MetricsServer
+
+LOG = logging.getLogger(__name__)
+
+TICK = 1.0
+PROCESS_SAMPLE_EVERY = 5
+# /healthz fails when the scheduler loop has not ticked for this long.
+STUCK_AFTER = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where the metrics server binds."""
+
+    host: str
+    port: int
+
+
+class Exporter:
+    """The running exporter for one configuration."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        listen: Listen,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._listen = listen
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.stats = SelfMetrics()
+        self.table = JobTable(retention=config.global_.finished_job_retention)
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._scheduler: Scheduler[JobKey] | None = None
+        self._server: MetricsServer | None = None
+        self._ready = False
+        self.fatal = asyncio.Event()
+
+    async def __aenter__(self) -> Exporter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The port /metrics is served on (useful with port 0)."""
+        return self._server.port if self._server else self._listen.port
+
+    async def start(self) -> None:
+        """Start everything, or nothing: a failure undoes what had started."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        g = self.config.global_
+        sources: dict[str, SourceRuntime] = {}
+        for src in self.config.sources:
+            client = SourceClient(
+                src, timeout=g.request_timeout, max_connections=g.max_concurrency, stats=self.stats
+            )
+            await self._stack.enter_async_context(client)
+            gate = SourceGate(
+                max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
+            )
+            sources[src.name] = SourceRuntime(REGISTRY[src.api], client, gate, src.poll_interval)
+        poller = Poller(sources, self.table, clock=self._clock, rng=self._rng, stats=self.stats)
+        scheduler: Scheduler[JobKey] = Scheduler(
+            poller.poll, clock=self._clock, max_concurrency=g.max_concurrency
+        )
+        self._scheduler = await self._stack.enter_async_context(scheduler)
+        if scheduler.loop_task is not None:
+            scheduler.loop_task.add_done_callback(self._task_died)
+        for src in self.config.sources:
+            phase = self._rng.random()
+            n = len(src.jobs)
+            for i, job in enumerate(src.jobs):
+                key = (src.name, job.id)
+                self.table.add(key, src.api, job.labels)
+                # Evenly over one interval from a random phase: no thundering herd at start.
+                scheduler.schedule(key, src.poll_interval * ((phase + i / n) % 1.0))
+        self.stats.config_reload_ok.set(1)
+        self.stats.config_reload_time.set(self._clock.time())
+        self.stats.sample_process()
+        tick = asyncio.create_task(self._tick(), name="housekeeping")
+        tick.add_done_callback(self._task_died)
+        self._tasks.append(tick)
+        self._server = MetricsServer(
+            render=self.render,
+            health=self.health,
+            ready=lambda: self._ready,
+            host=self._listen.host,
+            port=self._listen.port,
+        )
+        await self._stack.enter_async_context(self._server)
+        self._ready = True
+        LOG.info(
+            "serving /metrics on port %d: %d sources, %d jobs",
+            self.port,
+            len(self.config.sources),
+            len(self.table),
+        )
+
+    async def close(self) -> None:
+        """Stop the server, the polls in flight and the sessions; safe to call twice."""
+        self._ready = False
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stack.aclose()
+
+    def render(self) -> bytes:
+        """The whole /metrics page; no I/O, only the table and counters."""
+        return self.table.render(self._clock.time()) + self.stats.render()
+
+    def health(self) -> str | None:
+        """Why the exporter is unhealthy, or ``None`` when it is fine."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return "not started"
+        if self.fatal.is_set():
+            return "a background task died"
+        age = self._clock.monotonic() - scheduler.heartbeat
+        if age > STUCK_AFTER:
+            return f"scheduler loop stuck for {age:.0f}s"
+        return None
+
+    async def _tick(self) -> None:
+        n = 0
+        never = asyncio.Event()
+        while True:
+            await self._clock.wait(never, TICK)
+            n += 1
+            for key in self.table.expire(self._clock.time()):
+                if self._scheduler is not None:
+                    self._scheduler.cancel(key)
+            if n % PROCESS_SAMPLE_EVERY == 0:
+                self.stats.sample_process()
+
+    def _task_died(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            LOG.critical("background task %s died", task.get_name(), exc_info=exc)
+            self.fatal.set()

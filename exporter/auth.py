@@ -1,0 +1,139 @@
+"""Request credentials from Prometheus-style config: headers, basic auth, OAuth2.
+
+Secrets are read when used, through a cache that re-checks the file at most
+once a second, so a rotated Kubernetes secret is picked up without a restart
+and without a file read per request.  Nothing here logs a secret's value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from exporter.config.model import OAuth2, Secret, SourceConfig
+from exporter.model import Response
+
+# Fetch a token: (url, form fields, headers) -> response, or a failure reason.
+TokenPost = Callable[[str, Mapping[str, str], Mapping[str, str]], Awaitable["Response | str"]]
+
+RECHECK_SECONDS = 1.0
+# A token is renewed this long before the expiry its issuer announced.
+TOKEN_MARGIN = 60.0
+# RFC 6749 makes expires_in optional; without it, renew often rather than use a dead token.
+DEFAULT_TOKEN_TTL = 300.0
+
+
+class AuthError(Exception):
+    """Credentials could not be obtained; ``reason`` is a metric-safe word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SecretCache:
+    """Current values of secrets; files are re-read only when they change."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[float, tuple[int, int, int], str]] = {}
+
+    def get(self, secret: Secret) -> str:
+        """The secret's value now; an unreadable file raises :class:`AuthError`."""
+        if secret.file is None:
+            return secret.read()
+        now = time.monotonic()
+        cached = self._files.get(secret.file)
+        if cached is not None and now - cached[0] < RECHECK_SECONDS:
+            return cached[2]
+        try:
+            st = os.stat(secret.file)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            value = cached[2] if cached is not None and cached[1] == stamp else secret.read()
+        except OSError as exc:
+            raise AuthError(
+                "secret_unreadable", f"cannot read {secret.describe()}: {exc.strerror}"
+            ) from None
+        self._files[secret.file] = (now, stamp, value)
+        return value
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    renew_at: float
+
+
+class Auth:
+    """The headers one source's requests carry."""
+
+    def __init__(self, source: SourceConfig, post: TokenPost) -> None:
+        self._source = source
+        self._post = post
+        self._secrets = SecretCache()
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+
+    async def headers(self) -> dict[str, str]:
+        """Every header to send; may fetch an OAuth2 token first."""
+        src = self._source
+        out: dict[str, str] = {}
+        for header in src.http_headers:
+            values = [*header.values, *(self._secrets.get(s) for s in header.secrets)]
+            out[header.name] = ", ".join(values)
+        if src.authorization is not None:
+            creds = self._secrets.get(src.authorization.credentials)
+            out["Authorization"] = f"{src.authorization.type} {creds}"
+        elif src.basic_auth is not None:
+            pw = src.basic_auth.password
+            out["Authorization"] = _basic(
+                src.basic_auth.username, self._secrets.get(pw) if pw else ""
+            )
+        elif src.oauth2 is not None:
+            out["Authorization"] = f"Bearer {await self._bearer(src.oauth2)}"
+        return out
+
+    def invalidate(self) -> None:
+        """Forget the OAuth2 token after the API refused it."""
+        self._token = None
+
+    async def _bearer(self, oauth: OAuth2) -> str:
+        token = self._token
+        if token is not None and time.monotonic() < token.renew_at:
+            return token.value
+        # One fetch serves every poll that was waiting for it.
+        async with self._token_lock:
+            token = self._token
+            if token is None or time.monotonic() >= token.renew_at:
+                token = self._token = await self._fetch_token(oauth)
+        return token.value
+
+    async def _fetch_token(self, oauth: OAuth2) -> _Token:
+        form = {"grant_type": "client_credentials", **dict(oauth.endpoint_params)}
+        if oauth.scopes:
+            form["scope"] = " ".join(oauth.scopes)
+        auth = _basic(oauth.client_id, self._secrets.get(oauth.client_secret))
+        answer = await self._post(oauth.token_url, form, {"Authorization": auth})
+        if isinstance(answer, str):
+            raise AuthError("oauth2_token", f"token request failed: {answer}")
+        if answer.status != 200:
+            raise AuthError("oauth2_token", f"token endpoint answered HTTP {answer.status}")
+        try:
+            body = json.loads(answer.body)
+            value = body["access_token"]
+            ttl = float(body.get("expires_in", DEFAULT_TOKEN_TTL))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise AuthError("oauth2_token", "token endpoint sent no access_token") from None
+        if not isinstance(value, str) or not value:
+            raise AuthError("oauth2_token", "token endpoint sent no access_token")
+        margin = min(TOKEN_MARGIN, ttl / 10)
+        return _Token(value, time.monotonic() + max(ttl - margin, 1.0))
+
+
+def _basic(user: str, password: str) -> str:
+    raw = f"{user}:{password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")

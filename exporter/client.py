@@ -1,0 +1,193 @@
+"""One source's HTTP session: keep-alive, TLS, credentials, bounded bodies, safe URLs.
+
+Every request ends as a :class:`~exporter.model.Response` or a short failure
+reason (``timeout``, ``connection_error``, ...), never an exception, and is
+counted in the request metrics by HTTP status or that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from exporter import __version__
+from exporter.auth import Auth
+from exporter.config.model import SourceConfig, TLSConfig
+from exporter.model import Response
+
+USER_AGENT = f"batch-job-exporter/{__version__}"
+# Far above any documented answer (an errors page, a job); a 50 MB body is refused unread.
+MAX_BODY = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+_TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class RequestStats(Protocol):
+    """Where request outcomes are counted (the exporter's own metrics)."""
+
+    def request(self, source: str, code: str, seconds: float) -> None:
+        """Count one request by HTTP status code or failure reason."""
+        ...
+
+
+def path_segment(value: str) -> str:
+    """``value`` percent-encoded as exactly one path segment.
+
+    ``/`` is encoded, and so are the dot segments ``.`` and ``..``, which URL
+    normalisation would otherwise resolve and so change the path.
+    """
+    if value in {".", ".."}:
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+def expand(template: str, job_id: str, params: tuple[tuple[str, str], ...]) -> str:
+    """Fill a path template; every placeholder becomes one encoded segment."""
+    values = {name: path_segment(v) for name, v in params}
+    values["id"] = path_segment(job_id)
+    return template.format_map(values)
+
+
+def ssl_context(tls: TLSConfig | None) -> ssl.SSLContext:
+    """A client TLS context from Prometheus' ``tls_config`` keys."""
+    ctx = ssl.create_default_context(cafile=tls.ca_file if tls else None)
+    if tls is None:
+        return ctx
+    if tls.cert_file and tls.key_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.min_version:
+        ctx.minimum_version = _TLS_VERSIONS[tls.min_version]
+    if tls.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return "tls_error"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return "invalid_response"
+    return "connection_error"
+
+
+class SourceClient:
+    """HTTP access to one source; an async context manager owning its session."""
+
+    def __init__(
+        self, source: SourceConfig, *, timeout: float, max_connections: int, stats: RequestStats
+    ) -> None:
+        self.source = source
+        self._stats = stats
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl = ssl_context(source.tls_config)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self.auth = Auth(source, self._post_form)
+
+    async def __aenter__(self) -> SourceClient:
+        connector = aiohttp.TCPConnector(
+            ssl=self._ssl, limit=self._max_connections, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session and its pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url(self, template: str, job_id: str, query: Mapping[str, str] | None = None) -> URL:
+        """The absolute URL for a job, the ID kept as one path segment."""
+        text = self.source.base_url + expand(template, job_id, self.source.path_params)
+        if query:
+            text += "?" + "&".join(
+                f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items()
+            )
+        # encoded=True: yarl must not decode %2F or resolve %2E%2E back into the path.
+        return URL(text, encoded=True)
+
+    async def get(self, url: URL, headers: Mapping[str, str]) -> Response | str:
+        """GET without following redirects (002 answers ``300`` when a report is done)."""
+        return await self._request("GET", url, headers=headers)
+
+    async def _post_form(
+        self, url: str, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> Response | str:
+        return await self._request("POST", URL(url), headers=headers, data=dict(form))
+
+    async def _request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        headers: Mapping[str, str],
+        data: dict[str, str] | None = None,
+    ) -> Response | str:
+        session = self._session
+        if session is None:
+            raise RuntimeError("SourceClient used outside its context")
+        started = time.perf_counter()
+        code: str
+        result: Response | str
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                server_hostname=self._server_name(),
+            ) as resp:
+                code = str(resp.status)
+                body = await _read_bounded(resp)
+                result = (
+                    Response(resp.status, resp.headers, body)
+                    if body is not None
+                    else "body_too_large"
+                )
+        except asyncio.CancelledError:
+            raise
+        except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
+            code = result = _failure_reason(exc)
+        self._stats.request(self.source.name, code, time.perf_counter() - started)
+        return result
+
+    def _server_name(self) -> str | None:
+        tls = self.source.tls_config
+        return tls.server_name if tls is not None else None
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes | None:
+    if resp.content_length is not None and resp.content_length > MAX_BODY:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)

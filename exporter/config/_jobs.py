@@ -1,0 +1,94 @@
+"""A source's ``jobs:`` list: the watched IDs and the extra labels of each."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from yaml.nodes import MappingNode, Node
+
+from exporter.config._nodes import Walker, join, line_of, quote
+from exporter.config.model import JobConfig
+
+MAX_JOB_ID = 256
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# The exporter's own labels: a job label with one of these names would clash with them.
+RESERVED_LABELS = frozenset(
+    {"source", "job_id", "api", "vendor_status", "name", "format", "timezone", "code"}
+    | {"status", "origin"}
+)
+_RESERVED_LIST = ", ".join(sorted(RESERVED_LABELS))
+
+
+def build_jobs(walker: Walker, node: Node, path: str) -> tuple[JobConfig, ...]:
+    """Every job of the list; a job ID listed twice in one source is a problem."""
+    jobs: list[JobConfig] = []
+    first_line: dict[str, int] = {}
+    for index, item in enumerate(walker.sequence(node, path) or ()):
+        found = _job(walker, item, f"{path}[{index}]")
+        if found is None:
+            continue
+        job, id_node = found
+        if job.id in first_line:
+            message = (
+                f"duplicate job ID {quote(job.id)} (first listed at line {first_line[job.id]})"
+            )
+            walker.problem(id_node, f"{path}[{index}]", message)
+            continue
+        first_line[job.id] = line_of(id_node)
+        jobs.append(job)
+    return tuple(jobs)
+
+
+def _job(walker: Walker, node: Node, path: str) -> tuple[JobConfig, Node] | None:
+    """One job, given as a bare ID or as ``{id, labels}``, with the node of its ID."""
+    labels: tuple[tuple[str, str], ...] = ()
+    fields = walker.mapping(node, path, ("id", "labels")) if isinstance(node, MappingNode) else None
+    if fields is None:
+        id_node: Node | None = node
+        job_id = _job_id(walker, node, path, expected="a job ID or a mapping with id and labels")
+    else:
+        id_node = walker.require(fields, "id")
+        labels_node = fields.get("labels")
+        if labels_node is not None:
+            labels = _labels(walker, labels_node, fields.at("labels"))
+        job_id = None if id_node is None else _job_id(walker, id_node, fields.at("id"))
+    if job_id is None or id_node is None:
+        return None
+    return JobConfig(id=job_id, labels=labels), id_node
+
+
+def _job_id(walker: Walker, node: Node, path: str, expected: str = "a job ID") -> str | None:
+    """A non-empty ID of at most 256 characters, none of them a control character."""
+    text = walker.string(node, path, expected=expected)
+    if text is None:
+        return None
+    if len(text) > MAX_JOB_ID:
+        walker.problem(node, path, f"job ID is {len(text)} characters long, at most {MAX_JOB_ID}")
+        return None
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        walker.problem(node, path, f"job ID {quote(text)} contains a control character")
+        return None
+    return text
+
+
+def _labels(walker: Walker, node: Node, path: str) -> tuple[tuple[str, str], ...]:
+    """Extra labels of a job: Prometheus label names that do not clash with the exporter's."""
+    fields = walker.mapping(node, path, None)
+    labels: list[tuple[str, str]] = []
+    for name, (key, value) in fields.entries.items() if fields else ():
+        at = join(path, name)
+        text = walker.string(value, at, allow_empty=True)
+        if not _LABEL_NAME.fullmatch(name):
+            walker.problem(
+                key, at, f"{quote(name)} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+            )
+        elif name.startswith("__"):
+            walker.problem(key, at, "label names starting with __ are reserved for Prometheus")
+        elif name in RESERVED_LABELS:
+            walker.problem(
+                key, at, f"label {name} is the exporter's own (reserved: {_RESERVED_LIST})"
+            )
+        elif text is not None:
+            labels.append((name, text))
+    return tuple(labels)

@@ -1,0 +1,144 @@
+"""Load and validate the YAML config file, reporting every problem at once.
+
+The file is composed into PyYAML nodes, not loaded into Python objects, so each
+problem can name its line and column: ``FILE:LINE:COL: dotted.path: message``.
+Nothing is returned until the whole file has been checked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import yaml
+from yaml.nodes import Node
+
+from exporter.apis.base import ApiSpec
+from exporter.config._nodes import Problem, Walker, describe, is_null
+from exporter.config._sources import MIN_POLL_INTERVAL, build_sources
+from exporter.config.model import Config, GlobalConfig
+
+_GLOBAL_KEYS = ("poll_interval", "request_timeout", "max_concurrency", "finished_job_retention")
+# A timeout of zero would fail every request; one millisecond is the smallest duration.
+_MIN_TIMEOUT = 0.001
+
+
+class ConfigError(Exception):
+    """The config file is unusable; ``problems`` holds one line per mistake."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def load_config(path: str, registry: Mapping[str, ApiSpec]) -> Config:
+    """Read and validate the config file at ``path``; raise :class:`ConfigError` if unusable."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([f"{path}:{line}:{column}: not valid UTF-8"]) from None
+    return parse_config(text, path, registry)
+
+
+def parse_config(text: str, filename: str, registry: Mapping[str, ApiSpec]) -> Config:
+    """Validate a config given as text; raise :class:`ConfigError` listing every problem.
+
+    ``filename`` names the file in messages, and relative file names in the config
+    are resolved against its directory.
+    """
+    walker = Walker(base_dir=os.path.dirname(filename))
+    root = _compose(text, walker)
+    config = Config()
+    if root is not None:
+        config = _config(walker, root, registry)
+    if walker.problems:
+        ordered = sorted(walker.problems, key=lambda problem: (problem.line, problem.column))
+        raise ConfigError(problem.format(filename) for problem in ordered)
+    return config
+
+
+def _compose(text: str, walker: Walker) -> Node | None:
+    """The document's root node, or ``None`` after recording why there is none."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:
+        # Only the code point is shown: the character may sit inside a secret.
+        position = int(exc.position)
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        message = f"invalid YAML: character #x{exc.character:04x} is not allowed"
+        walker.problems.append(Problem(line, column, "", message))
+        return None
+    except yaml.MarkedYAMLError as exc:
+        walker.problems.append(_syntax_problem(exc))
+        return None
+    except yaml.YAMLError as exc:
+        walker.problems.append(Problem(1, 1, "", f"invalid YAML: {exc}"))
+        return None
+    except RecursionError:
+        walker.problems.append(Problem(1, 1, "", "invalid YAML: nested too deeply"))
+        return None
+    if root is None or is_null(root):
+        # An explicit empty document (`---` or `~`) is as empty as an empty file.
+        walker.problems.append(Problem(1, 1, "", "the file is empty: it needs a sources: list"))
+        return None
+    return root
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
+    """A parse error at its place, built from its parts: ``str(exc)`` quotes the source line."""
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = exc.problem or exc.context or "syntax error"
+    if exc.problem and exc.context:
+        context_line = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+        message = f"{message} ({exc.context}{context_line})"
+    return Problem(line, column, "", f"invalid YAML: {message}")
+
+
+def _config(walker: Walker, root: Node, registry: Mapping[str, ApiSpec]) -> Config:
+    """The whole document: ``global`` and ``sources``."""
+    is_mapping = isinstance(root, yaml.MappingNode)
+    fields = walker.mapping(root, "", ("global", "sources")) if is_mapping else None
+    if fields is None:
+        message = f"the top level must be a mapping with a sources: list, got {describe(root)}"
+        walker.problems.append(Problem(1, 1, "", message))
+        return Config()
+    global_node = fields.get("global")
+    global_ = GlobalConfig() if global_node is None else _global(walker, global_node)
+    sources_node = walker.require(fields, "sources")
+    sources = () if sources_node is None else build_sources(walker, sources_node, registry, global_)
+    return Config(global_=global_, sources=sources)
+
+
+def _global(walker: Walker, node: Node) -> GlobalConfig:
+    """The ``global:`` defaults; a missing or invalid value keeps the built-in default."""
+    fields = walker.mapping(node, "global", _GLOBAL_KEYS)
+    default = GlobalConfig()
+    if fields is None:
+        return default
+    poll = fields.read(
+        "poll_interval", lambda n, p: walker.duration(n, p, minimum=MIN_POLL_INTERVAL)
+    )
+    timeout = fields.read(
+        "request_timeout", lambda n, p: walker.duration(n, p, minimum=_MIN_TIMEOUT)
+    )
+    concurrency = fields.read("max_concurrency", lambda n, p: walker.integer(n, p, minimum=1))
+    # Zero is allowed: a finished job's series then go at the next poll.
+    retention = fields.read("finished_job_retention", lambda n, p: walker.duration(n, p, minimum=0))
+    return GlobalConfig(
+        poll_interval=default.poll_interval if poll is None else poll,
+        request_timeout=default.request_timeout if timeout is None else timeout,
+        max_concurrency=default.max_concurrency if concurrency is None else concurrency,
+        finished_job_retention=default.finished_job_retention if retention is None else retention,
+    )

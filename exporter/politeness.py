@@ -1,0 +1,110 @@
+"""Per-source manners: Retry-After windows, backoff with jitter, a request rate cap.
+
+Every request to a source asks its :class:`SourceGate` first.  A closed gate
+means no request at all, and the job is put back after the window with an
+upward-only jitter, so a thousand jobs do not stampede the vendor the moment
+it reopens.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+from dataclasses import dataclass
+
+LOG = logging.getLogger(__name__)
+
+# A Retry-After longer than a day is almost certainly a vendor bug; it is still honoured
+# up to this bound so a typo cannot silence a source for a year.
+MAX_RETRY_AFTER = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff: ``base * 2**(n-1)`` capped, times a jitter factor in [0.5, 1)."""
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """The wait after ``failures`` consecutive failures (``failures >= 1``)."""
+        raw = min(self.cap, self.base * 2.0 ** min(failures - 1, 32))
+        return raw * (0.5 + rng.random() / 2)
+
+
+def parse_retry_after(value: str | None, wall_now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date.
+
+    ``None`` when the header is absent or unreadable, so the caller falls
+    back to its own backoff instead of guessing.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max(when.timestamp() - wall_now, 0.0), MAX_RETRY_AFTER)
+
+
+class SourceGate:
+    """Whether a request to one source may go now, and until when it may not.
+
+    ``max_rate`` (requests per second) spaces requests evenly; ``None`` means
+    no cap beyond the scheduler's concurrency bound.
+    """
+
+    def __init__(self, *, max_rate: float | None, backoff: Backoff, rng: random.Random) -> None:
+        self._interval = 1.0 / max_rate if max_rate else 0.0
+        self._backoff = backoff
+        self._rng = rng
+        self._closed_until = 0.0
+        self._next_slot = 0.0
+        self.failures = 0
+
+    def closed_for(self, now: float) -> float:
+        """Seconds until the source may be asked again (0: open)."""
+        return max(self._closed_until - now, 0.0)
+
+    def acquire(self, now: float) -> float:
+        """Take a request slot now and return 0, or return how long to wait for one."""
+        wait = self.closed_for(now)
+        if wait > 0:
+            return wait
+        if self._next_slot > now:
+            return self._next_slot - now
+        self._next_slot = now + self._interval
+        return 0.0
+
+    def retry_after(self, now: float, seconds: float | None) -> float:
+        """Close the gate for the vendor's ``Retry-After`` or, without one, a backoff.
+
+        Returns the window.  A window is never shortened by a later, shorter
+        answer from a request that was already in flight.
+        """
+        self.failures += 1
+        window = seconds if seconds is not None else self._backoff.delay(self.failures, self._rng)
+        self._closed_until = max(self._closed_until, now + window)
+        return window
+
+    def failure(self, now: float) -> float:
+        """A server error or a network failure: back off the whole source."""
+        return self.retry_after(now, None)
+
+    def hold(self, now: float, seconds: float) -> None:
+        """Keep the source closed for a fixed time (credentials refused)."""
+        self._closed_until = max(self._closed_until, now + seconds)
+
+    def success(self) -> None:
+        """The source answered normally: the backoff starts over."""
+        self.failures = 0
+
+    def spread(self, wait: float, width: float) -> float:
+        """A delay of at least ``wait``, jittered upwards over ``width`` to spread a crowd."""
+        return wait + self._rng.random() * width

@@ -1,0 +1,223 @@
+"""One poll of one job: ask the source politely, parse, and record the outcome.
+
+This is the only place that turns HTTP outcomes into job state.  It knows the
+:class:`~exporter.apis.base.ApiSpec` contract but no vendor by name, and tells
+the scheduler when the job wants polling again (``None``: finished, never).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+from yarl import URL
+
+from exporter.apis.base import ApiSpec, error_detail
+from exporter.auth import AuthError
+from exporter.client import SourceClient
+from exporter.clock import Clock
+from exporter.metrics import JobKey, JobTable
+from exporter.model import Response, Snapshot, Status, VendorError
+from exporter.politeness import Backoff, SourceGate, parse_retry_after
+
+LOG = logging.getLogger(__name__)
+
+# A job created a moment ago may not be visible yet: only this many 404s in a row mean gone.
+NOT_FOUND_AFTER = 3
+# Credentials refused: ask again this rarely, so a wrong key does not hammer the vendor.
+AUTH_RETRY = 300.0
+# An errors endpoint that never stops paging is a vendor bug, not a reason to loop forever.
+MAX_ERROR_PAGES = 1000
+RATE_LIMIT_CODES = frozenset({429, 503})
+
+
+class PollStats(Protocol):
+    """The exporter's own counters the poller feeds."""
+
+    def rate_limited(self, source: str) -> None:
+        """Count a 429/503 answer."""
+        ...
+
+    def poll_failed(self, source: str, reason: str) -> None:
+        """Count a failed poll by reason."""
+        ...
+
+
+@dataclass(slots=True)
+class SourceRuntime:
+    """What polling one source needs: its API, client, gate and interval."""
+
+    spec: ApiSpec
+    client: SourceClient
+    gate: SourceGate
+    interval: float
+    auth_failing: bool = False
+
+
+class PollFailed(Exception):
+    """The poll failed; the job keeps its last good values and waits ``retry_in``."""
+
+    def __init__(self, reason: str, retry_in: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_in = retry_in
+
+
+class Deferred(Exception):
+    """The source's gate is closed: no request was sent, try again in ``delay``."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+
+class Poller:
+    """Polls jobs of every source into the job table."""
+
+    def __init__(
+        self,
+        sources: dict[str, SourceRuntime],
+        table: JobTable,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        stats: PollStats,
+    ) -> None:
+        self._sources = sources
+        self._table = table
+        self._clock = clock
+        self._rng = rng
+        self._stats = stats
+        self._job_backoff = Backoff(base=1.0, cap=900.0)
+        self._failures: dict[JobKey, int] = {}
+
+    async def poll(self, key: JobKey) -> float | None:
+        """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
+        if key not in self._table:
+            return None
+        src = self._sources[key[0]]
+        try:
+            delay = await self._poll(key, src)
+        except Deferred as deferred:
+            return deferred.delay
+        except PollFailed as failed:
+            self._table.record_failure(key)
+            self._stats.poll_failed(key[0], failed.reason)
+            n = self._failures[key] = self._failures.get(key, 0) + 1
+            delay = failed.retry_in
+            if delay is None:
+                delay = max(src.interval, self._job_backoff.delay(n, self._rng))
+            return delay
+        self._failures.pop(key, None)
+        return delay
+
+    async def _poll(self, key: JobKey, src: SourceRuntime) -> float | None:
+        source, job_id = key
+        resp = await self._get(src, src.client.url(src.client.source.path, job_id))
+        entry = self._table.get(key)
+        if entry is None:  # dropped while we waited for the answer
+            return None
+        if resp.status == 404:
+            entry.not_found_streak += 1
+            if entry.not_found_streak < NOT_FOUND_AFTER:
+                LOG.debug("job %s/%s: 404 (%d in a row)", source, job_id, entry.not_found_streak)
+                raise PollFailed("not_found", src.interval)
+            snap = Snapshot(Status.NOT_FOUND, "http_404")
+        elif resp.status in src.spec.ok_statuses:
+            try:
+                snap = src.spec.parse_job(resp)
+            except VendorError as exc:
+                LOG.warning("job %s/%s: %s", source, job_id, exc)
+                raise PollFailed(exc.reason) from None
+        else:
+            detail = error_detail(resp) or f"HTTP {resp.status}"
+            LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
+            raise PollFailed("unexpected_status")
+        if snap.status.finished and src.spec.parse_errors_page is not None:
+            counts = await self._read_errors(src, job_id)
+            self._table.record_errors(key, counts)
+        entry = self._table.record_success(key, snap, self._clock.time())
+        return None if entry.finished else src.interval
+
+    async def _read_errors(self, src: SourceRuntime, job_id: str) -> tuple[tuple[str, int], ...]:
+        spec = src.spec
+        template = src.client.source.errors_path or spec.default_errors_path
+        parse = spec.parse_errors_page
+        if parse is None or template is None:
+            raise PollFailed("errors_endpoint")
+        totals: dict[str, int] = {}
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_ERROR_PAGES):
+            query = {src.client.source.errors_page_token_param: token} if token else None
+            resp = await self._get(src, src.client.url(template, job_id, query))
+            if resp.status != 200:
+                raise PollFailed("errors_endpoint")
+            try:
+                page = parse(resp)
+            except VendorError as exc:
+                LOG.warning("errors of %s/%s: %s", src.client.source.name, job_id, exc)
+                raise PollFailed(exc.reason) from None
+            for code, n in page.counts:
+                totals[code] = totals.get(code, 0) + n
+            token = page.next_token
+            if token is None or token in seen:
+                break
+            seen.add(token)
+        return tuple(sorted(totals.items()))
+
+    async def _get(self, src: SourceRuntime, url: URL) -> Response:
+        """One request through the gate; anything but an answer to parse raises PollFailed."""
+        gate = src.gate
+        wait = gate.acquire(self._clock.monotonic())
+        if wait > 0:
+            # Not a failure of the job: the source asked us to wait, so we do.
+            raise Deferred(gate.spread(wait, min(src.interval, 30.0)))
+        name = src.client.source.name
+        try:
+            headers = await src.client.auth.headers()
+        except AuthError as exc:
+            LOG.error("source %s: %s", name, exc)
+            gate.failure(self._clock.monotonic())
+            raise PollFailed(exc.reason) from None
+        resp = await src.client.get(url, headers)
+        now = self._clock.monotonic()
+        if isinstance(resp, str):
+            window = gate.failure(now)
+            LOG.warning("source %s: request failed (%s); backing off %.1fs", name, resp, window)
+            raise PollFailed(resp, gate.spread(window, min(src.interval, 30.0)))
+        if resp.status in RATE_LIMIT_CODES:
+            return self._rate_limited(src, resp, now)
+        if resp.status in {401, 403}:
+            src.client.auth.invalidate()
+            gate.hold(now, max(AUTH_RETRY, src.interval))
+            if not src.auth_failing:
+                detail = error_detail(resp) or ""
+                LOG.error("source %s: credentials refused (HTTP %d) %s", name, resp.status, detail)
+            src.auth_failing = True
+            raise PollFailed("unauthorized", gate.spread(gate.closed_for(now), src.interval))
+        if resp.status >= 500:
+            window = gate.failure(now)
+            LOG.warning("source %s: HTTP %d; backing off %.1fs", name, resp.status, window)
+            raise PollFailed("server_error", gate.spread(window, min(src.interval, 30.0)))
+        if src.auth_failing:
+            LOG.info("source %s: credentials accepted again", name)
+            src.auth_failing = False
+        gate.success()
+        return resp
+
+    def _rate_limited(self, src: SourceRuntime, resp: Response, now: float) -> Response:
+        name = src.client.source.name
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.time())
+        if resp.status == 503 and retry_after is None:
+            window = src.gate.failure(now)
+            LOG.warning("source %s: HTTP 503; backing off %.1fs", name, window)
+            raise PollFailed("server_error", src.gate.spread(window, min(src.interval, 30.0)))
+        self._stats.rate_limited(name)
+        window = src.gate.retry_after(now, retry_after)
+        LOG.warning(
+            "source %s: rate limited (HTTP %d); no requests for %.1fs", name, resp.status, window
+        )
+        raise PollFailed("rate_limited", src.gate.spread(window, min(src.interval, 30.0)))

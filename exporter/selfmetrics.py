@@ -1,0 +1,90 @@
+"""The exporter's own metrics: requests, latency, rate limiting, build and process.
+
+These are few series per source, so prometheus_client's objects suit them;
+per-job series live in :mod:`exporter.metrics` instead.  Process metrics read
+``/proc``, so they are sampled by the housekeeping tick, never by a scrape.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+
+# Vendor APIs answer in tens of milliseconds to seconds; timeouts default to 10 s.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class SelfMetrics:
+    """Counters fed by the client and poller, rendered with the job table."""
+
+    def __init__(self) -> None:
+        self._registry = registry = CollectorRegistry(auto_describe=False)
+        self._requests = Counter(
+            "batchjob_exporter_api_requests",
+            "Requests sent to vendor APIs, by HTTP status code or failure reason.",
+            ["source", "code"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "batchjob_exporter_api_request_duration_seconds",
+            "Time from sending a request to reading its whole answer.",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._rate_limited = Counter(
+            "batchjob_exporter_rate_limited",
+            "Answers telling the exporter to slow down (429, or 503 with Retry-After).",
+            ["source"],
+            registry=registry,
+        )
+        self._poll_failures = Counter(
+            "batchjob_exporter_poll_failures",
+            "Polls that failed, by reason (timeout, invalid_json, rate_limited, ...).",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.config_reload_ok = Gauge(
+            "batchjob_exporter_config_last_reload_successful",
+            "Whether the last configuration load succeeded.",
+            registry=registry,
+        )
+        self.config_reload_time = Gauge(
+            "batchjob_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully.",
+            registry=registry,
+        )
+        Gauge(
+            "batchjob_exporter_build_info",
+            "Version of the exporter and the Python running it; the value is 1.",
+            ["version", "python_version"],
+            registry=registry,
+        ).labels(__version__, platform.python_version()).set(1)
+        self._process_registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._process_registry)
+        self._process = b""
+
+    def request(self, source: str, code: str, seconds: float) -> None:
+        """Count one request and its latency."""
+        self._requests.labels(source, code).inc()
+        self._latency.labels(source).observe(seconds)
+
+    def rate_limited(self, source: str) -> None:
+        """Count one rate-limit answer."""
+        self._rate_limited.labels(source).inc()
+
+    def poll_failed(self, source: str, reason: str) -> None:
+        """Count one failed poll."""
+        self._poll_failures.labels(source, reason).inc()
+
+    def sample_process(self) -> None:
+        """Read CPU, memory and file descriptors from ``/proc`` (the tick calls this)."""
+        self._process = generate_latest(self._process_registry)
+
+    def render(self) -> bytes:
+        """These metrics as exposition bytes."""
+        return generate_latest(self._registry) + self._process

@@ -1,0 +1,82 @@
+"""Run the simulator: ``python -m exporter.simulator --listen 127.0.0.1:0 [--demo-jobs]``.
+
+Prints ``simulator listening on http://HOST:PORT/`` once it accepts requests
+and serves until SIGTERM or SIGINT, then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from exporter.simulator.app import Simulator
+from exporter.simulator.demo import demo_jobs
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6) into host and port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m exporter.simulator",
+        description="Serve simulated Evocalize, Fullstory and Talkdesk job APIs.",
+    )
+    parser.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=("127.0.0.1", 0),
+        metavar="HOST:PORT",
+        help="address to listen on (port 0: any free port; default 127.0.0.1:0)",
+    )
+    parser.add_argument("--demo-jobs", action="store_true", help="add the demo jobs")
+    return parser.parse_args(argv)
+
+
+async def serve(host: str, port: int, *, demo: bool) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    sim = Simulator()
+    try:
+        await sim.start(host, port)
+        if demo:
+            demo_jobs(sim)
+        print(f"simulator listening on {sim.url}", flush=True)
+        await stop.wait()
+    finally:
+        await sim.close()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator; return the exit code."""
+    args = parse_args(argv)
+    host, port = args.listen
+    try:
+        asyncio.run(serve(host, port, demo=args.demo_jobs))
+    except OSError as exc:
+        print(f"simulator: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a SIGINT before the handlers were installed
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""Control endpoints under ``/_sim/``: drive a simulator running in another process.
+
+``POST /_sim/jobs`` adds a job, ``POST /_sim/jobs/{api}/{id}/finish`` ends one,
+``DELETE /_sim/jobs/{api}/{id}`` removes one, ``PUT /_sim/faults/{api}`` sets
+a fault, ``DELETE /_sim/faults`` clears them and ``GET /_sim/requests`` lists
+the recorded vendor requests (control requests are not recorded).  Bad input
+is a 400 with ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from exporter.simulator.faults import Fault, check_target
+from exporter.simulator.jobs import SimJob
+
+if TYPE_CHECKING:
+    from exporter.simulator.app import Simulator
+
+JOB_KEYS = frozenset(
+    {"total", "rate", "error_every", "outcome", "start_delay", "report_type", "name"}
+)
+FAULT_KEYS = frozenset({"kind", "retry_after", "count", "delay", "size"})
+
+
+class BadInput(Exception):
+    """A control request that cannot be carried out; its message is sent back."""
+
+
+def _error(status: int, message: str) -> web.Response:
+    """Answer a control request with ``{"error": message}``."""
+    return web.json_response({"error": message}, status=status)
+
+
+async def _read_object(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """Read the JSON object body of a request (an empty body is ``{}`` if ``optional``)."""
+    raw = await request.read()
+    if optional and not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput("body must be a JSON object") from exc
+    if not isinstance(value, dict):
+        raise BadInput("body must be a JSON object")
+    return value
+
+
+def _only(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Reject keys outside ``allowed``."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadInput(f"unknown keys: {', '.join(unknown)}")
+
+
+def job_json(job: SimJob) -> dict[str, object]:
+    """Describe a job as JSON (its settings, not its progress)."""
+    fields = ("api", "id", "created", "total", "rate", "error_every", "outcome", "report_type")
+    described: dict[str, object] = {key: getattr(job, key) for key in fields}
+    described.update(name=job.name, forced_outcome=job.forced_outcome, forced_at=job.forced_at)
+    return described
+
+
+async def _add_job(sim: Simulator, request: web.Request) -> web.Response:
+    """``POST /_sim/jobs``."""
+    body = await _read_object(request)
+    api, job_id = body.pop("api", None), body.pop("id", None)
+    _only(body, JOB_KEYS)
+    if not isinstance(api, str) or not isinstance(job_id, str):
+        raise BadInput("api and id are required strings")
+    job = sim.add_job(api, job_id, **body)
+    return web.json_response(job_json(job), status=201)
+
+
+async def _finish_job(sim: Simulator, request: web.Request, api: str, job_id: str) -> web.Response:
+    """``POST /_sim/jobs/{api}/{id}/finish``."""
+    body = await _read_object(request, optional=True)
+    _only(body, frozenset({"outcome"}))
+    outcome = body.get("outcome")
+    if outcome is not None and not isinstance(outcome, str):
+        raise BadInput("outcome must be a string")
+    if sim.find_job(api, job_id) is None:
+        return _error(404, "no such job")
+    return web.json_response(job_json(sim.finish_job(api, job_id, outcome)))
+
+
+async def _set_fault(sim: Simulator, request: web.Request, target: str) -> web.Response:
+    """``PUT /_sim/faults/{api}``."""
+    check_target(target)
+    body = await _read_object(request)
+    _only(body, FAULT_KEYS)
+    if "kind" not in body:
+        raise BadInput("kind is required")
+    fault = Fault(**body)
+    sim.set_fault(target, fault)
+    return web.json_response({"api": target, **asdict(fault)})
+
+
+async def _remove_job(sim: Simulator, api: str, job_id: str) -> web.Response:
+    """``DELETE /_sim/jobs/{api}/{id}``."""
+    if sim.find_job(api, job_id) is None:
+        return _error(404, "no such job")
+    sim.remove_job(api, job_id)
+    return web.Response(status=204)
+
+
+async def _clear_faults(sim: Simulator) -> web.Response:
+    """``DELETE /_sim/faults``."""
+    sim.clear_faults()
+    return web.Response(status=204)
+
+
+async def _list_requests(sim: Simulator) -> web.Response:
+    """``GET /_sim/requests``."""
+    return web.json_response([asdict(record) for record in sim.requests])
+
+
+async def _route(sim: Simulator, request: web.Request, path: list[str]) -> web.StreamResponse:
+    """Dispatch a control request by path and method."""
+    answer: Awaitable[web.StreamResponse]
+    match request.method, path:
+        case "POST", ["jobs"]:
+            answer = _add_job(sim, request)
+        case "POST", ["jobs", api, job_id, "finish"]:
+            answer = _finish_job(sim, request, api, job_id)
+        case "DELETE", ["jobs", api, job_id]:
+            answer = _remove_job(sim, api, job_id)
+        case "PUT", ["faults", target]:
+            answer = _set_fault(sim, request, target)
+        case "DELETE", ["faults"]:
+            answer = _clear_faults(sim)
+        case "GET", ["requests"]:
+            answer = _list_requests(sim)
+        case _, (["jobs"] | ["jobs", _, _] | ["jobs", _, _, "finish"]):
+            return _error(405, f"method {request.method} not allowed here")
+        case _, (["faults"] | ["faults", _] | ["requests"]):
+            return _error(405, f"method {request.method} not allowed here")
+        case _:
+            return _error(404, "no such control endpoint")
+    return await answer
+
+
+async def handle(sim: Simulator, request: web.Request, path: list[str]) -> web.StreamResponse:
+    """Answer a ``/_sim/...`` request; ``path`` is the unquoted segments after ``_sim``."""
+    try:
+        return await _route(sim, request, path)
+    except (BadInput, ValueError, TypeError) as exc:
+        return _error(400, str(exc))

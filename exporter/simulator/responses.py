@@ -1,0 +1,113 @@
+"""Vendor-shaped error answers and the answers an injected :class:`Fault` gives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from exporter.simulator.faults import TOKEN_TARGET, Fault
+from exporter.simulator.jobs import TALKDESK
+
+DEFAULT_ERRORS = {
+    400: ("bad_request", "Invalid input was provided"),
+    401: ("unauthorized", "access is unauthorized"),
+    404: ("resource_not_found", "Requested resource does not exist"),
+    405: ("method_not_allowed", "Method not allowed for this resource"),
+    429: (
+        "too_many_requests",
+        "Too many requests. Client has exceeded the rate limit for this endpoint.",
+    ),
+    500: ("server_error", "Server error was encountered"),
+    503: ("service_unavailable", "The service is temporarily unavailable"),
+}
+ERROR_KINDS = {
+    "rate_limit": 429,
+    "unavailable": 503,
+    "server_error": 500,
+    "not_found": 404,
+    "unauthorized": 401,
+}
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n"
+    b"<body><h1>Corporate proxy</h1><p>Please sign in to continue.</p></body></html>\n"
+)
+HUGE_PREFIX = b'{"data": "'
+HUGE_SUFFIX = b'"}'
+HUGE_CHUNK = 64 * 1024
+
+
+def error_response(
+    api: str | None,
+    status: int,
+    code: str | None = None,
+    message: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Answer ``status`` with the vendor's JSON error body.
+
+    Talkdesk (and its token endpoint) sends ``code``, ``message``,
+    ``description`` and ``fields``; Evocalize and Fullstory send ``message``
+    and ``code``.
+    """
+    default_code, default_message = DEFAULT_ERRORS.get(status, ("error", "Error"))
+    code = code or default_code
+    message = message or default_message
+    body: dict[str, object]
+    if api in (TALKDESK, TOKEN_TARGET):
+        body = {"code": code, "message": message, "description": message, "fields": []}
+    else:
+        body = {"message": message, "code": code}
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _huge(request: web.Request, size: int) -> web.StreamResponse:
+    """Stream ``size`` bytes that start like JSON and never parse usefully."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = size
+    await response.prepare(request)
+    try:
+        if size <= len(HUGE_PREFIX) + len(HUGE_SUFFIX):
+            await response.write((HUGE_PREFIX + HUGE_SUFFIX)[:size])
+        else:
+            await response.write(HUGE_PREFIX)
+            left = size - len(HUGE_PREFIX) - len(HUGE_SUFFIX)
+            while left > 0:
+                chunk = min(left, HUGE_CHUNK)
+                await response.write(b"x" * chunk)
+                left -= chunk
+            await response.write(HUGE_SUFFIX)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client stopped reading: exactly what a body cap does
+    return response
+
+
+async def fault_response(
+    fault: Fault,
+    api: str,
+    request: web.Request,
+    normal: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Answer a request that ``fault`` hits; ``normal`` gives the answer without it."""
+    status = ERROR_KINDS.get(fault.kind)
+    if status is not None:
+        retry = fault.retry_after if fault.kind in ("rate_limit", "unavailable") else None
+        return error_response(
+            api, status, headers=None if retry is None else {"Retry-After": retry}
+        )
+    if fault.kind == "html":
+        return web.Response(status=200, body=HTML_PAGE, content_type="text/html", charset="utf-8")
+    if fault.kind == "huge":
+        return await _huge(request, fault.body_size)
+    if fault.kind == "slow":
+        await asyncio.sleep(fault.delay)
+        return await normal()
+    # truncated_json: the normal answer's body cut in half, as a 200
+    answer = await normal()
+    body = answer.body if isinstance(answer, web.Response) else None
+    if not isinstance(body, bytes) or not body:
+        body = b'{"data": {"totalItems": 1, "isCompleted": false}}'
+    return web.Response(status=200, body=body[: len(body) // 2], content_type="application/json")

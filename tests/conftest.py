@@ -1,0 +1,46 @@
+"""Shared fixtures: a fake clock and a helper that lets the event loop catch up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exporter.clock import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when the test says so."""
+    return FakeClock()
+
+
+async def settle(rounds: int = 20) -> None:
+    """Give every ready task a chance to run (no time passes on a fake clock)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Path to promtool (Debian's prometheus package; `make test` installs it)."""
+    import shutil  # noqa: PLC0415
+
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool not found: run `make test`, which installs Debian's prometheus")
+    return path
+
+
+def promtool_lint(promtool: str, exposition: bytes) -> str:
+    """What `promtool check metrics` says of an exposition (empty when clean)."""
+    import subprocess  # noqa: PLC0415
+
+    done = subprocess.run(  # noqa: S603 - fixed binary, our own input
+        [promtool, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return (done.stdout + done.stderr).decode() + ("" if done.returncode == 0 else "(exit != 0)")

@@ -1,0 +1,277 @@
+"""The simulator's pure parts: job progress, faults, path splitting and the demo plan."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from exporter.simulator import (
+    APIS,
+    DEMO_JOBS,
+    DEMO_MISSING_ID,
+    DEMO_REPORT_TYPE,
+    EVOCALIZE,
+    FULLSTORY,
+    TALKDESK,
+    Fault,
+    SimJob,
+    Simulator,
+    demo_jobs,
+    error_code,
+    error_code_counts,
+    split_path,
+)
+from exporter.simulator.faults import DEFAULT_HUGE_SIZE, FaultTable, check_target
+from exporter.simulator.jobs import rfc3339
+
+T0 = 1_700_000_000.0
+
+
+def make(**kwargs: object) -> SimJob:
+    """Build an Evocalize job created at ``T0``, with the given settings."""
+    settings: dict[str, object] = {"api": EVOCALIZE, "id": "job-1", "created": T0, **kwargs}
+    return SimJob(**settings)  # type: ignore[arg-type]
+
+
+def test_progress_is_rate_times_elapsed_floored_and_capped() -> None:
+    """Processed items grow with ``floor(rate * elapsed)`` and stop at ``total``."""
+    job = make(total=100, rate=10.0)
+    assert job.processed(T0 - 5) == 0
+    assert job.processed(T0) == 0
+    assert job.processed(T0 + 0.19) == 1
+    assert job.processed(T0 + 5) == 50
+    assert job.processed(T0 + 10) == 100
+    assert job.processed(T0 + 1000) == 100
+    assert not job.is_finished(T0 + 9.99)
+    assert job.finished_at(T0 + 10) == T0 + 10
+    assert job.finished_at(T0 + 50) == T0 + 10
+
+
+def test_fractional_rates_reach_the_total_exactly_on_time() -> None:
+    """Float rounding does not leave a job one item short at its natural end."""
+    job = make(total=100, rate=0.3)
+    end = job.natural_end
+    assert end is not None
+    assert job.processed(end) == 100
+    assert job.is_finished(end)
+
+
+def test_every_nth_item_fails() -> None:
+    """``error_every=N`` makes items N, 2N, ... fail; 0 means no failures."""
+    job = make(total=100, rate=10.0, error_every=7)
+    assert job.errors(T0 + 0.6) == 0
+    assert job.errors(T0 + 0.7) == 1
+    assert job.errors(T0 + 100) == 14
+    assert make(error_every=0).errors(T0 + 100) == 0
+
+
+def test_zero_rate_never_finishes_and_empty_job_finishes_at_creation() -> None:
+    """A rate of 0 is a stuck job; a job of 0 items is done as soon as it starts."""
+    stuck = make(total=10, rate=0.0)
+    assert stuck.natural_end is None
+    assert stuck.processed(T0 + 1e6) == 0
+    assert not stuck.is_finished(T0 + 1e6)
+    empty = make(total=0)
+    assert not empty.is_finished(T0 - 1)
+    assert empty.finished_at(T0) == T0
+
+
+def test_finish_forces_the_end_with_a_given_or_planned_outcome() -> None:
+    """``finish`` ends the job at once: all items processed, the outcome overridden."""
+    job = make(api=TALKDESK, total=100, rate=1.0, outcome="completed")
+    job.finish("failed", at=T0 + 3)
+    assert job.processed(T0 + 3) == 100
+    assert job.finished_at(T0 + 3) == T0 + 3
+    assert job.final_outcome == "failed"
+    assert job.talkdesk_status(T0 + 3) == "failed"
+    planned = make(outcome="canceled", clock=lambda: T0 + 42)
+    planned.finish()
+    assert planned.final_outcome == "canceled"
+    assert planned.forced_at == T0 + 42
+
+
+def test_talkdesk_goes_created_processing_uploading_done() -> None:
+    """Talkdesk statuses follow the job's life, ``uploading`` for the last 10% of items."""
+    job = make(api=TALKDESK, total=100, rate=10.0, created=T0 + 10)
+    assert job.talkdesk_status(T0) == "created"
+    assert job.talkdesk_status(T0 + 10) == "processing"
+    assert job.talkdesk_status(T0 + 18.9) == "processing"
+    assert job.talkdesk_status(T0 + 19) == "uploading"
+    assert job.talkdesk_status(T0 + 20) == "done"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "talkdesk", "fullstory"),
+    [
+        ("completed", "done", "COMPLETED"),
+        ("failed", "failed", "FAILED"),
+        ("canceled", "canceled", "FAILED"),
+        ("deleted", "deleted", "FAILED"),
+    ],
+)
+def test_outcomes_map_to_vendor_statuses(outcome: str, talkdesk: str, fullstory: str) -> None:
+    """Each outcome has a Talkdesk (lower-case) and a Fullstory (upper-case) final status."""
+    assert make(api=TALKDESK, outcome=outcome).talkdesk_status(T0 + 100) == talkdesk
+    assert make(api=FULLSTORY, outcome=outcome).fullstory_status(T0 + 100) == fullstory
+    assert make(api=FULLSTORY, outcome=outcome).fullstory_status(T0 + 1) == "PROCESSING"
+
+
+def test_deleted_jobs_are_gone_once_finished_except_on_talkdesk() -> None:
+    """A finished ``deleted`` Evocalize or Fullstory job answers 404; Talkdesk reports it."""
+    for api in (EVOCALIZE, FULLSTORY):
+        job = make(api=api, outcome="deleted")
+        assert not job.is_gone(T0 + 1)
+        assert job.is_gone(T0 + 10)
+    assert not make(api=TALKDESK, outcome="deleted").is_gone(T0 + 10)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("api", "nope"),
+        ("id", ""),
+        ("total", -1),
+        ("total", 1.5),
+        ("total", True),
+        ("rate", -0.1),
+        ("rate", math.inf),
+        ("rate", "fast"),
+        ("error_every", -2),
+        ("outcome", "exploded"),
+        ("report_type", ""),
+        ("created", math.nan),
+    ],
+)
+def test_invalid_job_settings_are_rejected(field: str, value: object) -> None:
+    """Out-of-range or wrongly typed settings raise ``ValueError``."""
+    with pytest.raises(ValueError, match=field):
+        make(**{field: value})
+
+
+def test_non_string_name_is_a_type_error() -> None:
+    """A job name must be a string."""
+    with pytest.raises(TypeError, match="name"):
+        make(name=3)
+    with pytest.raises(ValueError, match="outcome"):
+        make().finish("exploded")
+
+
+def test_error_codes_cycle_three_codes_and_every_third_has_none() -> None:
+    """Every third error lacks ``restErrorCode``; the others use three distinct codes."""
+    codes = [error_code(index) for index in range(9)]
+    assert [code is None for code in codes] == [False, False, True] * 3
+    assert len({code for code in codes if code is not None}) == 3
+    counts = error_code_counts(9)
+    assert counts[None] == 3
+    assert sum(counts.values()) == 9
+
+
+def test_error_items_follow_the_seed_and_slice() -> None:
+    """Error items carry the seed's fields and number the failing items."""
+    job = make(total=30, rate=10.0, error_every=3)
+    items = job.error_items(T0 + 100, 1, 4)
+    assert len(items) == 3
+    assert items[0]["input"] == {
+        "id": "user_6",
+        "name": "User 6",
+        "email": "user6@example.com",
+        "groups": [{"id": "seattle_office", "name": "Seattle Office", "role": "group_admin"}],
+    }
+    assert "restErrorCode" not in items[1]
+    assert all(isinstance(item["errorMessage"], str) for item in items)
+    assert job.error_items(T0 + 100, 9, 20) == job.error_items(T0 + 100, 9, 10)
+    assert job.error_items(T0 + 0.2, 0, 10) == []
+
+
+def test_rfc3339_has_millis_and_z() -> None:
+    """Timestamps look like the Fullstory seed: ``2019-04-18T14:36:11.123Z``."""
+    assert rfc3339(1555598171.123) == "2019-04-18T14:36:11.123Z"
+    assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kind": "nope"},
+        {"kind": "slow", "delay": -1},
+        {"kind": "slow", "delay": math.nan},
+        {"kind": "slow", "delay": True},
+        {"kind": "huge", "size": -1},
+        {"kind": "huge", "size": 1.5},
+        {"kind": "rate_limit", "count": 0},
+        {"kind": "rate_limit", "count": True},
+        {"kind": "rate_limit", "retry_after": "1\r\nX-Evil: 1"},
+        {"kind": "rate_limit", "retry_after": 5},
+    ],
+)
+def test_invalid_faults_are_rejected(kwargs: dict[str, object]) -> None:
+    """A fault with an unknown kind or bad parameters raises ``ValueError``."""
+    with pytest.raises(ValueError, match="must be"):
+        Fault(**kwargs)  # type: ignore[arg-type]
+
+
+def test_fault_table_counts_down_and_prefers_the_specific_target() -> None:
+    """A counted fault clears itself; a target's own fault wins over ``*``."""
+    table = FaultTable()
+    table.set("*", Fault("server_error"))
+    table.set(EVOCALIZE, Fault("rate_limit", count=2))
+    assert [table.take(EVOCALIZE) for _ in range(3)] == [
+        Fault("rate_limit", count=2),
+        Fault("rate_limit", count=2),
+        Fault("server_error"),
+    ]
+    assert table.take(FULLSTORY) == Fault("server_error")
+    assert table.take("report_job_token") is None
+    table.set("report_job_token", Fault("unavailable", count=1))
+    assert table.take("report_job_token") == Fault("unavailable", count=1)
+    assert table.take("report_job_token") is None
+    table.clear()
+    assert table.take(EVOCALIZE) is None
+    assert Fault("huge").body_size == DEFAULT_HUGE_SIZE
+    with pytest.raises(ValueError, match="fault target"):
+        check_target("everything")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/a/b?x=1", ["a", "b"]),
+        ("/a%2F..%2Fb", ["a/../b"]),
+        ("/a%20b/%ZZ", ["a b", "%ZZ"]),
+        ("/a/../b", None),
+        ("/a/./b", None),
+        ("/a//b", None),
+        ("/a/", None),
+        ("/", None),
+        ("a/b", None),
+    ],
+)
+def test_split_path_unquotes_each_raw_segment(raw: str, expected: list[str] | None) -> None:
+    """Raw paths split on ``/`` before unquoting; empty and dot segments are refused."""
+    assert split_path(raw) == expected
+
+
+def test_demo_jobs_are_lively_and_leave_out_the_missing_id() -> None:
+    """The demo adds 3-4 jobs per API lasting about 1-10 minutes, some failing."""
+    sim = Simulator(clock=lambda: T0)
+    demo_jobs(sim)
+    assert set(DEMO_JOBS) == set(APIS)
+    for api, ids in DEMO_JOBS.items():
+        assert 3 <= len(ids) <= 4
+        assert DEMO_MISSING_ID not in ids
+        jobs = [sim.find_job(api, job_id) for job_id in ids]
+        assert all(job is not None for job in jobs)
+        for job in jobs:
+            assert job is not None
+            assert job.natural_end is not None
+            assert 55 <= job.natural_end - T0 <= 620
+            assert not job.is_finished(T0 + 30)
+            assert job.is_finished(T0 + 620)
+            assert job.report_type == DEMO_REPORT_TYPE
+    assert sim.find_job(EVOCALIZE, DEMO_MISSING_ID) is None
+    for api in (FULLSTORY, TALKDESK):
+        outcomes = {sim.find_job(api, job_id).final_outcome for job_id in DEMO_JOBS[api]}  # type: ignore[union-attr]
+        assert "failed" in outcomes
+    errors = [sim.find_job(EVOCALIZE, i).errors(T0 + 620) for i in DEMO_JOBS[EVOCALIZE]]  # type: ignore[union-attr]
+    assert max(errors) >= 200
