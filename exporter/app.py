@@ -92,7 +92,11 @@ class Exporter:
         sources: dict[str, SourceRuntime] = {}
         for src in self.config.sources:
             client = SourceClient(
-                src, timeout=g.request_timeout, max_connections=g.max_concurrency, stats=self.stats
+                src,
+                timeout=g.request_timeout,
+                max_connections=g.max_concurrency,
+                stats=self.stats,
+                monotonic=self._clock.monotonic,
             )
             await self._stack.enter_async_context(client)
             gate = SourceGate(
@@ -144,6 +148,10 @@ class Exporter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stack.aclose()
+
+    def idle(self) -> bool:
+        """Whether no poll is in flight (tests and benchmarks wait on this)."""
+        return self._scheduler is None or self._scheduler.in_flight() == 0
 
     def render(self) -> bytes:
         """The whole /metrics page; no I/O, only the table and counters."""

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -39,14 +38,15 @@ class AuthError(Exception):
 class SecretCache:
     """Current values of secrets; files are re-read only when they change."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
         self._files: dict[str, tuple[float, tuple[int, int, int], str]] = {}
 
     def get(self, secret: Secret) -> str:
         """The secret's value now; an unreadable file raises :class:`AuthError`."""
         if secret.file is None:
             return secret.read()
-        now = time.monotonic()
+        now = self._monotonic()
         cached = self._files.get(secret.file)
         if cached is not None and now - cached[0] < RECHECK_SECONDS:
             return cached[2]
@@ -71,10 +71,13 @@ class _Token:
 class Auth:
     """The headers one source's requests carry."""
 
-    def __init__(self, source: SourceConfig, post: TokenPost) -> None:
+    def __init__(
+        self, source: SourceConfig, post: TokenPost, monotonic: Callable[[], float]
+    ) -> None:
         self._source = source
         self._post = post
-        self._secrets = SecretCache()
+        self._monotonic = monotonic
+        self._secrets = SecretCache(monotonic)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
 
@@ -97,18 +100,19 @@ class Auth:
             out["Authorization"] = f"Bearer {await self._bearer(src.oauth2)}"
         return out
 
-    def invalidate(self) -> None:
-        """Forget the OAuth2 token after the API refused it."""
-        self._token = None
+    def invalidate(self) -> bool:
+        """Forget the OAuth2 token after the API refused it; whether there was one."""
+        had, self._token = self._token is not None, None
+        return had
 
     async def _bearer(self, oauth: OAuth2) -> str:
         token = self._token
-        if token is not None and time.monotonic() < token.renew_at:
+        if token is not None and self._monotonic() < token.renew_at:
             return token.value
         # One fetch serves every poll that was waiting for it.
         async with self._token_lock:
             token = self._token
-            if token is None or time.monotonic() >= token.renew_at:
+            if token is None or self._monotonic() >= token.renew_at:
                 token = self._token = await self._fetch_token(oauth)
         return token.value
 
@@ -131,7 +135,7 @@ class Auth:
         if not isinstance(value, str) or not value:
             raise AuthError("oauth2_token", "token endpoint sent no access_token")
         margin = min(TOKEN_MARGIN, ttl / 10)
-        return _Token(value, time.monotonic() + max(ttl - margin, 1.0))
+        return _Token(value, self._monotonic() + max(ttl - margin, 1.0))
 
 
 def _basic(user: str, password: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 from urllib.parse import quote
 
@@ -89,7 +89,13 @@ class SourceClient:
     """HTTP access to one source; an async context manager owning its session."""
 
     def __init__(
-        self, source: SourceConfig, *, timeout: float, max_connections: int, stats: RequestStats
+        self,
+        source: SourceConfig,
+        *,
+        timeout: float,
+        max_connections: int,
+        stats: RequestStats,
+        monotonic: Callable[[], float],
     ) -> None:
         self.source = source
         self._stats = stats
@@ -97,7 +103,7 @@ class SourceClient:
         self._ssl = ssl_context(source.tls_config)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self.auth = Auth(source, self._post_form)
+        self.auth = Auth(source, self._post_form, monotonic)
 
     async def __aenter__(self) -> SourceClient:
         connector = aiohttp.TCPConnector(

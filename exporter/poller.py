@@ -31,6 +31,8 @@ AUTH_RETRY = 300.0
 # An errors endpoint that never stops paging is a vendor bug, not a reason to loop forever.
 MAX_ERROR_PAGES = 1000
 RATE_LIMIT_CODES = frozenset({429, 503})
+# Jobs put back after a closed window return spread over at most this long.
+SPREAD_MAX = 30.0
 
 
 class PollStats(Protocol):
@@ -174,24 +176,20 @@ class Poller:
         wait = gate.acquire(self._clock.monotonic())
         if wait > 0:
             # Not a failure of the job: the source asked us to wait, so we do.
-            raise Deferred(gate.spread(wait, min(src.interval, 30.0)))
+            raise Deferred(self._after(src, wait))
+        resp = await self._send(src, url)
+        # An OAuth2 token can expire early on the vendor's side: renew it once, right away,
+        # rather than treating a stale token like wrong credentials.
+        if resp.status == 401 and src.client.auth.invalidate():
+            # Another poll may have closed the gate while this one was in flight.
+            if wait := gate.closed_for(self._clock.monotonic()):
+                raise Deferred(self._after(src, wait))
+            resp = await self._send(src, url)
         name = src.client.source.name
-        try:
-            headers = await src.client.auth.headers()
-        except AuthError as exc:
-            LOG.error("source %s: %s", name, exc)
-            gate.failure(self._clock.monotonic())
-            raise PollFailed(exc.reason) from None
-        resp = await src.client.get(url, headers)
         now = self._clock.monotonic()
-        if isinstance(resp, str):
-            window = gate.failure(now)
-            LOG.warning("source %s: request failed (%s); backing off %.1fs", name, resp, window)
-            raise PollFailed(resp, gate.spread(window, min(src.interval, 30.0)))
         if resp.status in RATE_LIMIT_CODES:
             return self._rate_limited(src, resp, now)
         if resp.status in {401, 403}:
-            src.client.auth.invalidate()
             gate.hold(now, max(AUTH_RETRY, src.interval))
             if not src.auth_failing:
                 detail = error_detail(resp) or ""
@@ -201,11 +199,35 @@ class Poller:
         if resp.status >= 500:
             window = gate.failure(now)
             LOG.warning("source %s: HTTP %d; backing off %.1fs", name, resp.status, window)
-            raise PollFailed("server_error", gate.spread(window, min(src.interval, 30.0)))
+            raise PollFailed("server_error", self._after(src, window))
         if src.auth_failing:
             LOG.info("source %s: credentials accepted again", name)
             src.auth_failing = False
         gate.success()
+        return resp
+
+    @staticmethod
+    def _after(src: SourceRuntime, wait: float) -> float:
+        """When to come back: after ``wait``, spread so waiting jobs do not return at once."""
+        return src.gate.spread(wait, min(src.interval, SPREAD_MAX))
+
+    async def _send(self, src: SourceRuntime, url: URL) -> Response:
+        try:
+            headers = await src.client.auth.headers()
+        except AuthError as exc:
+            LOG.error("source %s: %s", src.client.source.name, exc)
+            window = src.gate.failure(self._clock.monotonic())
+            raise PollFailed(exc.reason, self._after(src, window)) from None
+        resp = await src.client.get(url, headers)
+        if isinstance(resp, str):
+            window = src.gate.failure(self._clock.monotonic())
+            LOG.warning(
+                "source %s: request failed (%s); backing off %.1fs",
+                src.client.source.name,
+                resp,
+                window,
+            )
+            raise PollFailed(resp, self._after(src, window))
         return resp
 
     def _rate_limited(self, src: SourceRuntime, resp: Response, now: float) -> Response:
@@ -214,10 +236,10 @@ class Poller:
         if resp.status == 503 and retry_after is None:
             window = src.gate.failure(now)
             LOG.warning("source %s: HTTP 503; backing off %.1fs", name, window)
-            raise PollFailed("server_error", src.gate.spread(window, min(src.interval, 30.0)))
+            raise PollFailed("server_error", self._after(src, window))
         self._stats.rate_limited(name)
         window = src.gate.retry_after(now, retry_after)
         LOG.warning(
             "source %s: rate limited (HTTP %d); no requests for %.1fs", name, resp.status, window
         )
-        raise PollFailed("rate_limited", src.gate.spread(window, min(src.interval, 30.0)))
+        raise PollFailed("rate_limited", self._after(src, window))

@@ -8,6 +8,8 @@ import pytest
 
 from exporter.clock import FakeClock
 
+pytest_plugins = ["tests.harness"]
+
 
 @pytest.fixture
 def clock() -> FakeClock:

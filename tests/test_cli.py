@@ -1,0 +1,209 @@
+"""The command line: flags, --check-config, and the real process with signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from exporter.app import Listen
+from exporter.cli import DEFAULT_PORT, main, parse_listen
+
+GOOD = """\
+sources:
+  - name: fs
+    api: batch_import_job
+    base_url: http://127.0.0.1:9/
+    authorization: {type: Basic, credentials: key}
+    jobs: [a, b]
+"""
+BAD = """\
+global:
+  poll_interval: 3x
+sources:
+  - name: fs
+    api: no_such_api
+    base_url: http://127.0.0.1:9/
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (":9100", Listen("", 9100)),
+        ("127.0.0.1:0", Listen("127.0.0.1", 0)),
+        ("[::1]:8080", Listen("::1", 8080)),
+    ],
+)
+def test_parse_listen(value: str, expected: Listen) -> None:
+    """Listen addresses take Prometheus' HOST:PORT forms."""
+    assert parse_listen(value) == expected
+
+
+@pytest.mark.parametrize("value", ["9100", "host:", "host:99999", "host:port"])
+def test_parse_listen_rejects_nonsense(value: str) -> None:
+    """A listen address without a valid port is refused."""
+    import argparse  # noqa: PLC0415
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_listen(value)
+
+
+def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--check-config on a good file says OK with its counts and exits 0."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    assert main([f"--config.file={path}", "--check-config"]) == 0
+    assert "OK (1 sources, 2 jobs)" in capsys.readouterr().out
+
+
+def test_check_config_lists_every_problem_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check-config on a broken file prints each problem with its place and exits 1."""
+    path = tmp_path / "c.yaml"
+    path.write_text(BAD)
+    assert main([f"--config.file={path}", "--check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "c.yaml:2:" in err
+    assert "poll_interval" in err
+    assert "c.yaml:5:" in err
+    assert "no_such_api" in err
+    assert "Traceback" not in err
+
+
+def test_config_file_is_required_without_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --config.file or --demo the command explains and exits 2."""
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert "--config.file is required" in capsys.readouterr().err
+
+
+def test_default_port_is_documented() -> None:
+    """The README names the default port the code uses."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f":{DEFAULT_PORT}" in readme
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[asyncio.subprocess.Process]]:
+    """Processes started by a test, killed afterwards whatever happened."""
+    procs: list[asyncio.subprocess.Process] = []
+    yield procs
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+
+
+async def exporter_process(
+    spawned: list[asyncio.subprocess.Process], *args: str
+) -> asyncio.subprocess.Process:
+    """Start ``python -m exporter ARGS`` with its output captured."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exporter",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    spawned.append(proc)
+    return proc
+
+
+async def finish(proc: asyncio.subprocess.Process, within: float = 30) -> bytes:
+    """Wait (boundedly) for the process to end; its stderr."""
+    async with asyncio.timeout(within):
+        _, err = await proc.communicate()
+    return err
+
+
+async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
+    """Poll /readyz until the exporter answers 200 (bounded)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            assert proc.returncode is None, "exporter exited early"
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+    pytest.fail("exporter never became ready")
+
+
+SOURCES = ("evocalize", "fullstory", "talkdesk")
+
+
+@pytest.mark.e2e
+async def test_demo_serves_all_three_apis_and_stops_on_sigterm(
+    spawned: list[asyncio.subprocess.Process],
+) -> None:
+    """--demo serves metrics for every API; SIGTERM ends it quickly with exit 0."""
+    port = free_port()
+    proc = await exporter_process(spawned, "--demo", f"--web.listen-address=127.0.0.1:{port}")
+    await wait_ready(port, proc)
+    text = ""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+            if all(f'batchjob_status{{source="{s}"' in text for s in SOURCES):
+                break
+            await asyncio.sleep(0.1)
+    for source in SOURCES:
+        assert f'batchjob_status{{source="{source}"' in text
+    proc.send_signal(signal.SIGTERM)
+    err = await finish(proc, within=5)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err
+    assert b"td-demo-secret" not in err
+
+
+@pytest.mark.e2e
+async def test_bad_config_exits_1_without_starting(
+    tmp_path: Path, spawned: list[asyncio.subprocess.Process]
+) -> None:
+    """A broken config stops the process before it listens, with the problems on stderr."""
+    path = tmp_path / "c.yaml"
+    path.write_text(BAD)
+    proc = await exporter_process(spawned, f"--config.file={path}")
+    err = await finish(proc)
+    assert proc.returncode == 1
+    assert b"c.yaml:5:" in err
+
+
+@pytest.mark.e2e
+async def test_port_in_use_exits_1_with_one_line(
+    tmp_path: Path, spawned: list[asyncio.subprocess.Process]
+) -> None:
+    """A taken listen port is one clear error line and exit 1, not a traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = await exporter_process(
+            spawned, f"--config.file={path}", f"--web.listen-address=127.0.0.1:{port}"
+        )
+        err = await finish(proc)
+    assert proc.returncode == 1
+    assert b"cannot listen" in err
+    assert b"Traceback" not in err
