@@ -148,6 +148,7 @@ class Exporter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stack.aclose()
+        self._scheduler = self._server = None
 
     def idle(self) -> bool:
         """Whether no poll is in flight (tests and benchmarks wait on this)."""

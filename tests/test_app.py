@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
+from exporter.clock import FakeClock
 from exporter.simulator import error_code_counts
 from tests.harness import EVO, FS, TD, Harness, source_yaml
 
@@ -132,3 +136,76 @@ async def test_oauth2_token_is_reused_and_renewed_when_refused(make_harness: Mak
     assert h.sim.token_requests == 2
     for i in range(3):
         assert h.value("batchjob_poll_success", source="td", job_id=f"t{i}") == 1
+
+
+async def test_health_reports_a_stuck_scheduler_loop(make_harness: MakeHarness) -> None:
+    """/healthz logic: fine while the loop ticks, unhealthy once it has not for 30 s."""
+    h = await make_harness()
+    exporter = await h.start(source_yaml(h.sim, FS, "fs", []))
+    await h.advance(2)
+    assert exporter.health() is None
+    h.clock.advance(31)  # no chance for the loop to run before the check
+    assert "stuck" in (exporter.health() or "")
+
+
+async def test_a_failed_start_undoes_what_it_started(make_harness: MakeHarness) -> None:
+    """A port in use fails start(); sessions and tasks are closed, nothing leaks."""
+    import random  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from exporter.apis import REGISTRY  # noqa: PLC0415
+    from exporter.app import Exporter, Listen  # noqa: PLC0415
+    from exporter.config import parse_config  # noqa: PLC0415
+
+    h = await make_harness()
+    config = parse_config("sources:\n" + source_yaml(h.sim, FS, "fs", ["a"]), "t.yaml", REGISTRY)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        exporter = Exporter(
+            config,
+            listen=Listen("127.0.0.1", busy.getsockname()[1]),
+            clock=h.clock,
+            rng=random.Random(1),
+        )
+        with pytest.raises(OSError, match=r"(?i)address already in use"):
+            await exporter.start()
+    assert exporter.health() is not None
+    await exporter.close()  # start() already closed everything; a second close is harmless
+
+
+class DyingClock(FakeClock):
+    """A clock whose wait fails after a few calls, killing the scheduler loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def wait(self, event: asyncio.Event, within: float) -> None:
+        """Fail on the second wait (the first background task to wait twice dies)."""
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("clock broke")
+        await super().wait(event, within)
+
+
+async def test_a_dying_background_task_is_logged_and_fatal(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A background task that dies reaches one handler: a critical line and the fatal flag."""
+    import random  # noqa: PLC0415
+
+    from exporter.apis import REGISTRY  # noqa: PLC0415
+    from exporter.app import Exporter, Listen  # noqa: PLC0415
+    from exporter.config import parse_config  # noqa: PLC0415
+
+    h = await make_harness()
+    config = parse_config("sources:\n" + source_yaml(h.sim, FS, "fs", []), "t.yaml", REGISTRY)
+    exporter = Exporter(
+        config, listen=Listen("127.0.0.1", 0), clock=DyingClock(), rng=random.Random(1)
+    )
+    async with exporter:
+        async with asyncio.timeout(5):
+            await exporter.fatal.wait()
+        assert "died" in (exporter.health() or "")
+    assert any(r.levelname == "CRITICAL" and "died" in r.getMessage() for r in caplog.records)
