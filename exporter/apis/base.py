@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from exporter.model import ErrorsPage, Response, Snapshot, Status, VendorError
 
@@ -36,6 +37,7 @@ class ApiSpec:
 
 
 MAX_QUOTED = 200
+T = TypeVar("T")
 
 
 def quote_body(body: bytes) -> str:
@@ -115,62 +117,52 @@ def missing_error(parent: str, key: str, expected: str) -> VendorError:
     )
 
 
-def read_object(obj: dict[str, object], key: str, parent: str = "") -> dict[str, object]:
-    """Read a required JSON object member."""
+def _required(obj: dict[str, object], key: str, parent: str, kind: type[T], what: str) -> T:
     value = obj.get(key)
-    if isinstance(value, dict):
+    if isinstance(value, kind):
         return value
     if value is None and key not in obj:
-        raise missing_error(parent, key, "an object")
-    raise shape_error(parent, key, "an object", value)
+        raise missing_error(parent, key, what)
+    raise shape_error(parent, key, what, value)
+
+
+def _optional(obj: dict[str, object], key: str, parent: str, kind: type[T], what: str) -> T | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, kind):
+        return value
+    raise shape_error(parent, key, what, value)
+
+
+def read_object(obj: dict[str, object], key: str, parent: str = "") -> dict[str, object]:
+    """Read a required JSON object member."""
+    return _required(obj, key, parent, dict, "an object")
 
 
 def read_optional_object(
     obj: dict[str, object], key: str, parent: str = ""
 ) -> dict[str, object] | None:
     """Read an optional JSON object member: absent or ``null`` gives ``None``."""
-    value = obj.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    raise shape_error(parent, key, "an object", value)
+    return _optional(obj, key, parent, dict, "an object")
 
 
 def read_list(obj: dict[str, object], key: str, parent: str = "") -> list[object]:
     """Read a required JSON array member."""
-    value = obj.get(key)
-    if isinstance(value, list):
-        return value
-    if value is None and key not in obj:
-        raise missing_error(parent, key, "an array")
-    raise shape_error(parent, key, "an array", value)
+    return _required(obj, key, parent, list, "an array")
 
 
 def read_str(obj: dict[str, object], key: str, parent: str = "") -> str:
     """Read a required JSON string member."""
-    value = obj.get(key)
-    if isinstance(value, str):
-        return value
-    if value is None and key not in obj:
-        raise missing_error(parent, key, "a string")
-    raise shape_error(parent, key, "a string", value)
+    return _required(obj, key, parent, str, "a string")
 
 
 def read_optional_str(obj: dict[str, object], key: str, parent: str = "") -> str | None:
     """Read an optional JSON string member: absent or ``null`` gives ``None``."""
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise shape_error(parent, key, "a string", value)
+    return _optional(obj, key, parent, str, "a string")
 
 
 def read_bool(obj: dict[str, object], key: str, parent: str = "") -> bool:
     """Read a required JSON boolean member."""
-    value = obj.get(key)
-    if isinstance(value, bool):
-        return value
-    if value is None and key not in obj:
-        raise missing_error(parent, key, "a boolean")
-    raise shape_error(parent, key, "a boolean", value)
+    return _required(obj, key, parent, bool, "a boolean")
 
 
 def read_count(obj: dict[str, object], key: str, parent: str = "") -> int | None:
