@@ -53,8 +53,10 @@ class Exporter:
         listen: Listen,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        max_jobs_per_source: int = 10_000,
     ) -> None:
         self.config = config
+        self._max_jobs = max_jobs_per_source
         self._listen = listen
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -63,6 +65,7 @@ class Exporter:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
+        self._sources: dict[str, SourceRuntime] = {}
         self._server: MetricsServer | None = None
         self._ready = False
         self.fatal = asyncio.Event()
@@ -89,7 +92,7 @@ class Exporter:
 
     async def _start(self) -> None:
         g = self.config.global_
-        sources: dict[str, SourceRuntime] = {}
+        sources = self._sources
         for src in self.config.sources:
             client = SourceClient(
                 src,
@@ -115,7 +118,7 @@ class Exporter:
             n = len(src.jobs)
             for i, job in enumerate(src.jobs):
                 key = (src.name, job.id)
-                self.table.add(key, src.api, job.labels)
+                self.table.add(key, src.api, (("origin", "config"), *job.labels))
                 # Evenly over one interval from a random phase: no thundering herd at start.
                 scheduler.schedule(key, src.poll_interval * ((phase + i / n) % 1.0))
         self.stats.config_reload_ok.set(1)
@@ -149,6 +152,56 @@ class Exporter:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stack.aclose()
         self._scheduler = self._server = None
+
+    def watch(self, source: str, job_id: str, labels: tuple[tuple[str, str], ...]) -> bool:
+        """Watch a job registered at run time; ``True`` if it was not watched yet.
+
+        Raises KeyError for an unknown source and OverflowError when the
+        source already watches ``max_jobs_per_source`` jobs.
+        """
+        src = self._sources[source]
+        if self._scheduler is None:
+            raise RuntimeError("the exporter is not running")
+        key = (source, job_id)
+        if key in self.table:
+            return False
+        if sum(1 for entry in self.table if entry.key[0] == source) >= self._max_jobs:
+            raise OverflowError(f"source {source!r} already watches {self._max_jobs} jobs")
+        self.table.add(key, src.spec.name, (("origin", "api"), *labels))
+        # Soon, but jittered: an app registering a burst of jobs must not cause a burst of polls.
+        self._scheduler.schedule(key, self._rng.random() * min(src.interval, 5.0))
+        return True
+
+    def unwatch(self, source: str, job_id: str) -> bool:
+        """Stop watching a job; its series go at the next scrape."""
+        key = (source, job_id)
+        if key not in self.table:
+            return False
+        self.table.remove(key)
+        if self._scheduler is not None:
+            self._scheduler.cancel(key)
+        return True
+
+    def jobs(self) -> list[dict[str, object]]:
+        """Every watched job and its state, for ``GET /api/v1/jobs``."""
+        out: list[dict[str, object]] = []
+        for entry in self.table:
+            snap = entry.snapshot
+            labels = dict(entry.labels)
+            out.append(
+                {
+                    "source": entry.key[0],
+                    "id": entry.key[1],
+                    "api": entry.api,
+                    "origin": labels.pop("origin", "config"),
+                    "labels": labels,
+                    "status": snap.status.value if snap else None,
+                    "vendor_status": snap.vendor_status if snap else None,
+                    "poll_success": entry.poll_success,
+                    "last_success": entry.last_success,
+                }
+            )
+        return out
 
     def idle(self) -> bool:
         """Whether no poll is in flight (tests and benchmarks wait on this)."""

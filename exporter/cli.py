@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from exporter import __version__, logs
+from exporter.api import JobsApiServer
 from exporter.apis import REGISTRY
 from exporter.app import Exporter, Listen
 from exporter.config import Config, ConfigError, load_config
@@ -45,6 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"address for /metrics (default :{DEFAULT_PORT})",
     )
+    p.add_argument(
+        "--api.listen-address",
+        dest="api_listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="serve the job registration API here (off by default; e.g. 127.0.0.1:10114)",
+    )
+    p.add_argument(
+        "--api.token-file",
+        dest="api_token_file",
+        metavar="PATH",
+        help="require 'Authorization: Bearer <file content>' on the registration API",
+    )
+    p.add_argument(
+        "--api.max-jobs-per-source",
+        dest="api_max_jobs",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="refuse registrations beyond this many jobs per source (default 10000)",
+    )
     p.add_argument("--log.level", dest="log_level", choices=list(logs.LEVELS), default="info")
     p.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt")
     p.add_argument("--check-config", action="store_true", help="validate the config file and exit")
@@ -76,12 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config_file}: OK ({len(config.sources)} sources, {jobs} jobs)")
         return 0
     try:
-        return asyncio.run(_serve(config, args.listen))
+        return asyncio.run(_serve(config, args))
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130
 
 
-async def _serve(config: Config | None, listen: Listen) -> int:
+async def _serve(config: Config | None, args: argparse.Namespace) -> int:
+    listen: Listen = args.listen
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -89,8 +112,16 @@ async def _serve(config: Config | None, listen: Listen) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if config is None:
             config = await _start_demo(stack)
+        exporter = Exporter(config, listen=listen, max_jobs_per_source=args.api_max_jobs)
         try:
-            exporter = await stack.enter_async_context(Exporter(config, listen=listen))
+            await stack.enter_async_context(exporter)
+            if args.api_listen is not None:
+                listen = args.api_listen
+                api = JobsApiServer(
+                    exporter, host=listen.host, port=listen.port, token_file=args.api_token_file
+                )
+                await stack.enter_async_context(api)
+                LOG.info("registration API on port %d", api.port)
         except OSError as exc:
             LOG.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, exc.strerror)
             return 1

@@ -61,7 +61,7 @@ class Harness:
         self.sim = sim
         self.exporter: Exporter | None = None
 
-    async def start(self, sources: str, global_: str = "") -> Exporter:
+    async def start(self, sources: str, global_: str = "", max_jobs: int = 10_000) -> Exporter:
         """Start an exporter on ``sources`` (YAML source blocks) with a 10 s interval."""
         text = (
             "global:\n  poll_interval: 10s\n  finished_job_retention: 2m\n"
@@ -69,7 +69,11 @@ class Harness:
         )
         config = parse_config(text, "test.yaml", REGISTRY)
         self.exporter = Exporter(
-            config, listen=Listen("127.0.0.1", 0), clock=self.clock, rng=random.Random(7)
+            config,
+            listen=Listen("127.0.0.1", 0),
+            clock=self.clock,
+            rng=random.Random(7),
+            max_jobs_per_source=max_jobs,
         )
         await self.exporter.start()
         return self.exporter

@@ -58,16 +58,39 @@ def _job(walker: Walker, node: Node, path: str) -> tuple[JobConfig, Node] | None
     return JobConfig(id=job_id, labels=labels), id_node
 
 
+def job_id_problem(text: str) -> str | None:
+    """What is wrong with a job ID, or ``None``: non-empty, at most 256, no control characters.
+
+    Shared by the config and the registration API, so both accept the same IDs.
+    """
+    if not text:
+        return "job ID is empty"
+    if len(text) > MAX_JOB_ID:
+        return f"job ID is {len(text)} characters long, at most {MAX_JOB_ID}"
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        return f"job ID {quote(text)} contains a control character"
+    return None
+
+
+def label_name_problem(name: str) -> str | None:
+    """What is wrong with a job label's name, or ``None``."""
+    if not _LABEL_NAME.fullmatch(name):
+        return f"{quote(name)} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+    if name.startswith("__"):
+        return "label names starting with __ are reserved for Prometheus"
+    if name in RESERVED_LABELS:
+        return f"label {name} is the exporter's own (reserved: {_RESERVED_LIST})"
+    return None
+
+
 def _job_id(walker: Walker, node: Node, path: str, expected: str = "a job ID") -> str | None:
-    """A non-empty ID of at most 256 characters, none of them a control character."""
+    """A valid job ID from the node, or a problem recorded at its place."""
     text = walker.string(node, path, expected=expected)
     if text is None:
         return None
-    if len(text) > MAX_JOB_ID:
-        walker.problem(node, path, f"job ID is {len(text)} characters long, at most {MAX_JOB_ID}")
-        return None
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        walker.problem(node, path, f"job ID {quote(text)} contains a control character")
+    problem = job_id_problem(text)
+    if problem is not None:
+        walker.problem(node, path, problem)
         return None
     return text
 
@@ -79,16 +102,9 @@ def _labels(walker: Walker, node: Node, path: str) -> tuple[tuple[str, str], ...
     for name, (key, value) in fields.entries.items() if fields else ():
         at = join(path, name)
         text = walker.string(value, at, allow_empty=True)
-        if not _LABEL_NAME.fullmatch(name):
-            walker.problem(
-                key, at, f"{quote(name)} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
-            )
-        elif name.startswith("__"):
-            walker.problem(key, at, "label names starting with __ are reserved for Prometheus")
-        elif name in RESERVED_LABELS:
-            walker.problem(
-                key, at, f"label {name} is the exporter's own (reserved: {_RESERVED_LIST})"
-            )
+        problem = label_name_problem(name)
+        if problem is not None:
+            walker.problem(key, at, problem)
         elif text is not None:
             labels.append((name, text))
     return tuple(labels)
