@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,8 +28,17 @@ def run(*args: str | Path, cwd: Path | None = None) -> str:
 @pytest.mark.e2e
 def test_wheel_installs_and_console_script_runs(tmp_path: Path) -> None:
     """A wheel built from the tree installs into a fresh venv and runs batch-job-exporter."""
+    # A copy, so setuptools' build/ and egg-info never land in the working tree.
+    src = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "dist", "*.egg-info", "__pycache__", "bench", "deploy", "grafana"
+        ),
+    )
     dist = tmp_path / "dist"
-    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, ROOT)
+    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, src)
     wheels = list(dist.glob("*.whl"))
     assert len(wheels) == 1
     with zipfile.ZipFile(wheels[0]) as wheel:
