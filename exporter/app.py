@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from exporter.apis import REGISTRY
 from exporter.client import SourceClient
@@ -25,7 +26,7 @@ from exporter.politeness import Backoff, SourceGate
 from exporter.poller import Poller, SourceRuntime
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import MetricsServer
+from exporter.server import MetricsServer, Page
 
 LOG = logging.getLogger(__name__)
 
@@ -207,9 +208,18 @@ class Exporter:
         """Whether no poll is in flight (tests and benchmarks wait on this)."""
         return self._scheduler is None or self._scheduler.in_flight() == 0
 
-    def render(self) -> bytes:
-        """The whole /metrics page; no I/O, only the table and counters."""
-        return self.table.render(self._clock.time()) + self.stats.render()
+    @overload
+    def render(self, *, page: Literal[False] = False) -> bytes: ...
+    @overload
+    def render(self, *, page: Literal[True]) -> Page: ...
+    def render(self, *, page: bool = False) -> bytes | Page:
+        """The whole /metrics page; no I/O, only the table and counters.
+
+        ``page=True`` (what the server asks for) returns it as a
+        :class:`~exporter.server.Page` of cached pieces, streamed or gzipped unjoined.
+        """
+        out = self.table.page(self._clock.time(), tail=self.stats.render())
+        return out if page else bytes(out)
 
     def health(self) -> str | None:
         """Why the exporter is unhealthy, or ``None`` when it is fine."""

@@ -1,9 +1,16 @@
 """The job table and its rendering into the Prometheus text format.
 
 Each job keeps its exposition lines pre-rendered per metric family and
-re-renders them only when a poll changes it; a scrape joins bytes and formats
-one number per running job (its duration).  A job removed from the table
-leaves no series behind.  Sample output::
+re-renders them only when a poll changes it.  Jobs are grouped in blocks of
+:data:`BLOCK_SIZE`, finished jobs apart from unfinished ones; each block
+caches, per family, the join of its jobs' lines as a
+:class:`~exporter.server.Piece`, dropped only when one of those lines changes
+(a finished job never changes again, so its block stays cached until jobs
+expire).  A scrape strings the pieces into a :class:`~exporter.server.Page`
+and formats one number per running job (its duration); the server streams the
+page, or gzips it from each piece's cached deflate.  Series order within a
+family follows the blocks, not the order jobs were added.  A job removed from
+the table leaves no series behind.  Sample output::
 
     # HELP batchjob_remaining_items Items the vendor has not processed yet.
     # TYPE batchjob_remaining_items gauge
@@ -20,8 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exporter.model import Snapshot, Status
+from exporter.server import Page, Piece
 
 JobKey = tuple[str, str]  # (source, job_id)
+# Jobs per block: small enough that rebuilding a block's changed families is cheap,
+# large enough that a page of 50,000 jobs is a few thousand pieces.
+BLOCK_SIZE = 256
 
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("batchjob_total_items", "Items in the job, as the vendor reports them."),
@@ -46,11 +57,11 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     F_DURATION, F_CREATED, F_FINISHED, F_INFO, F_POLL, F_LAST_OK,
 ) = range(len(FAMILIES))  # fmt: skip
 _HEADERS = tuple(
-    f"# HELP {name} {help_}\n# TYPE {name} gauge\n".encode() for name, help_ in FAMILIES
+    Piece(f"# HELP {name} {help_}\n# TYPE {name} gauge\n".encode()) for name, help_ in FAMILIES
 )
-_NAMES = tuple(name.encode() for name, _ in FAMILIES)
+_N = len(FAMILIES)
 _STATUSES = tuple(Status)
-_WATCHED_HEADER = (
+_WATCHED_HEADER = Piece(
     b"# HELP batchjob_exporter_watched_jobs Jobs with series on this page, by source.\n"
     b"# TYPE batchjob_exporter_watched_jobs gauge\n"
 )
@@ -72,7 +83,7 @@ def _num(value: float) -> str:
 
 @dataclass(slots=True)
 class JobEntry:
-    """Everything the table knows about one job, and its rendered lines."""
+    """Everything the table knows about one job; its lines live in its block."""
 
     key: JobKey
     api: str
@@ -86,12 +97,19 @@ class JobEntry:
     last_success: float | None = None
     not_found_streak: int = 0
     expires_at: float | None = None
-    lines: list[bytes] = field(default_factory=lambda: [b""] * len(FAMILIES))
+    block: _Block | None = field(default=None, repr=False, compare=False)
+    slot: int = field(default=0, repr=False, compare=False)
 
     @property
     def finished(self) -> bool:
         """Whether the last good poll found the job finished."""
         return self.snapshot is not None and self.snapshot.status.finished
+
+    @property
+    def lines(self) -> list[bytes]:
+        """The job's exposition lines, one (possibly empty) run per family."""
+        block = self.block
+        return [col[self.slot] for col in block.cols] if block else [b""] * _N
 
     def duration_bounds(self) -> tuple[float | None, float | None]:
         """Start and end of the job's duration; the end is ``None`` while it runs."""
@@ -105,6 +123,51 @@ class JobEntry:
         return start, end
 
 
+_EMPTY = Piece(b"")
+
+
+class _Block:
+    """Up to :data:`BLOCK_SIZE` jobs, their lines by family, and each family's cached join.
+
+    Lines are kept column-wise (``cols[family][slot]``) so a join reads one list;
+    a job that leaves empties its slot, reused only when the table compacts.
+    """
+
+    __slots__ = ("cols", "finished", "live", "pieces", "size")
+
+    def __init__(self, finished: bool) -> None:
+        self.finished = finished
+        self.cols: list[list[bytes]] = [[] for _ in range(_N)]
+        self.size = self.live = 0
+        self.pieces: list[Piece | None] = [_EMPTY] * _N  # None: stale, join again
+
+    def add(self, entry: JobEntry, lines: list[bytes]) -> None:
+        """Put ``entry`` with ``lines`` in the next slot."""
+        entry.block, entry.slot = self, self.size
+        self.size += 1
+        self.live += 1
+        for family, (col, line) in enumerate(zip(self.cols, lines, strict=True)):
+            col.append(line)
+            if line:
+                self.pieces[family] = None
+
+    def drop(self, entry: JobEntry) -> None:
+        """Empty ``entry``'s slot; the families it had series in go stale."""
+        for family, col in enumerate(self.cols):
+            if col[entry.slot]:
+                col[entry.slot] = b""
+                self.pieces[family] = None
+        self.live -= 1
+        entry.block = None
+
+    def piece(self, family: int) -> Piece:
+        """The family's lines of every job in the block, joined once per change."""
+        piece = self.pieces[family]
+        if piece is None:
+            piece = self.pieces[family] = Piece(b"".join(self.cols[family]))
+        return piece
+
+
 class JobTable:
     """The watched jobs and what their last polls said."""
 
@@ -113,6 +176,9 @@ class JobTable:
         self._retention = retention
         self._expiry: list[tuple[float, JobKey]] = []
         self._per_source: dict[str, int] = {}
+        self._blocks: dict[bool, list[_Block]] = {True: [], False: []}  # by ``finished``
+        # Running jobs' durations, formatted at scrape time: key -> (line prefix, start).
+        self._ticking: dict[JobKey, tuple[bytes, float]] = {}
 
     def __contains__(self, key: object) -> bool:
         return key in self._jobs
@@ -127,8 +193,13 @@ class JobTable:
         """The entry for ``key``, if watched."""
         return self._jobs.get(key)
 
+    def count(self, source: str) -> int:
+        """How many jobs of ``source`` are watched, in constant time."""
+        return self._per_source.get(source, 0)
+
     def add(self, key: JobKey, api: str, labels: tuple[tuple[str, str], ...] = ()) -> JobEntry:
-        """Start watching a job (no series until its first poll)."""
+        """Start watching a job (no series until its first poll); a watched key starts over."""
+        self.remove(key)
         source, job_id = key
         prefix = f'source="{escape(source)}",job_id="{escape(job_id)}"'
         entry = self._jobs[key] = JobEntry(key, api, labels, prefix)
@@ -138,10 +209,14 @@ class JobTable:
 
     def remove(self, key: JobKey) -> None:
         """Stop watching a job; its series disappear from the next scrape."""
-        if self._jobs.pop(key, None) is not None:
-            self._per_source[key[0]] -= 1
-            if not self._per_source[key[0]]:
-                del self._per_source[key[0]]
+        entry = self._jobs.pop(key, None)
+        if entry is None:
+            return
+        self._per_source[key[0]] -= 1
+        if not self._per_source[key[0]]:
+            del self._per_source[key[0]]
+        self._ticking.pop(key, None)
+        self._unplace(entry)
 
     def record_success(self, key: JobKey, snap: Snapshot, now: float) -> JobEntry:
         """Store a good poll's snapshot taken at wall time ``now``."""
@@ -187,41 +262,60 @@ class JobTable:
 
     def render(self, now: float) -> bytes:
         """The job families and ``batchjob_exporter_watched_jobs`` as exposition bytes."""
-        entries = self._jobs.values()
-        out: list[bytes] = []
+        return bytes(self.page(now))
+
+    def page(self, now: float, tail: bytes = b"") -> Page:
+        """What :meth:`render` returns, followed by ``tail``, as a page of cached pieces."""
+        for blocks in self._blocks.values():
+            if len(blocks) > 2 * (sum(b.live for b in blocks) // BLOCK_SIZE) + 2:
+                self._compact(blocks)
+        blocks = self._blocks[True] + self._blocks[False]
+        parts: list[Piece | bytes] = []
         for family, header in enumerate(_HEADERS):
-            if family == F_DURATION:
-                chunk = b"".join(self._duration_lines(now))
-            else:
-                chunk = b"".join([e.lines[family] for e in entries])
-            if chunk:
-                out += (header, chunk)
+            pieces: list[Piece | bytes] = [p for b in blocks if (p := b.piece(family)).data]
+            if family == F_DURATION and self._ticking:
+                ticking = self._ticking.values()
+                pieces.append(
+                    b"".join([b"%s%.3f\n" % (p, now - t if t < now else 0.0) for p, t in ticking])
+                )
+            if pieces:
+                parts += (header, *pieces)
         if self._per_source:
-            out.append(_WATCHED_HEADER)
-            out += [
+            parts.append(_WATCHED_HEADER)
+            parts += [
                 f'batchjob_exporter_watched_jobs{{source="{escape(s)}"}} {n}\n'.encode()
                 for s, n in sorted(self._per_source.items())
             ]
-        return b"".join(out)
+        if tail:
+            parts.append(tail)
+        return Page(parts)
 
-    def _duration_lines(self, now: float) -> Iterator[bytes]:
-        name = _NAMES[F_DURATION]
-        for entry in self._jobs.values():
-            cached = entry.lines[F_DURATION]
-            if cached:
-                yield cached
-            elif entry.snapshot is not None:
-                start, _ = entry.duration_bounds()
-                if start is not None:
-                    value = max(now - start, 0.0)
-                    yield b"%s{%s} %.3f\n" % (name, entry.prefix.encode(), value)
+    def _place(self, entry: JobEntry, lines: list[bytes]) -> None:
+        blocks = self._blocks[entry.finished]
+        if not blocks or blocks[-1].size >= BLOCK_SIZE:
+            blocks.append(_Block(entry.finished))
+        blocks[-1].add(entry, lines)
+
+    def _unplace(self, entry: JobEntry) -> None:
+        block = entry.block
+        if block is not None:
+            block.drop(entry)
+            if not block.live:
+                self._blocks[block.finished].remove(block)
+
+    def _compact(self, blocks: list[_Block]) -> None:
+        """Regroup jobs into full blocks once departures have left many slots empty."""
+        moving = [(e, e.lines) for e in self._jobs.values() if e.block and e.block in blocks]
+        blocks.clear()
+        for entry, lines in moving:
+            entry.block = None
+            self._place(entry, lines)
 
     def _render(self, entry: JobEntry) -> None:
-        lines = entry.lines
+        lines = [b""] * _N
         p = entry.prefix
         snap = entry.snapshot
-        for i in range(len(FAMILIES)):
-            lines[i] = b""
+        self._ticking.pop(entry.key, None)
         if snap is not None:
             for family, value in (
                 (F_TOTAL, snap.total_items),
@@ -243,6 +337,8 @@ class JobTable:
                 lines[F_DURATION] = (
                     f"batchjob_duration_seconds{{{p}}} {max(end - start, 0.0):.3f}\n".encode()
                 )
+            elif start is not None:
+                self._ticking[entry.key] = (f"batchjob_duration_seconds{{{p}}} ".encode(), start)
         if entry.errors_by_code is not None:
             lines[F_BY_CODE] = "".join(
                 f'batchjob_errors_by_code{{{p},code="{escape(code)}"}} {n}\n'
@@ -260,3 +356,12 @@ class JobTable:
         if entry.last_success is not None:
             last = _num(entry.last_success)
             lines[F_LAST_OK] = f"{FAMILIES[F_LAST_OK][0]}{{{p}}} {last}\n".encode()
+        block = entry.block
+        if block is None or block.finished != entry.finished:  # new, finished, or revived
+            self._unplace(entry)
+            self._place(entry, lines)
+            return
+        for family, (line, col) in enumerate(zip(lines, block.cols, strict=True)):
+            if col[entry.slot] != line:
+                col[entry.slot] = line
+                block.pieces[family] = None
