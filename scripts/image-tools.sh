@@ -62,7 +62,8 @@ rootfs() {
     command -v mmdebstrap >/dev/null || { log "mmdebstrap missing: run $0 install"; exit 1; }
     mkdir -p "$CACHE"
     log "building the base rootfs with mmdebstrap (once, about 30 s)"
-    mmdebstrap --quiet --variant=apt --include="$PACKAGES" \
+    rm -rf "$tar.part"
+    mmdebstrap --quiet --format=tar --variant=apt --include="$PACKAGES" \
       --aptopt='APT::Install-Recommends "false"' \
       --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -104,7 +105,7 @@ case "${1:-all}" in
   all) install_tools; import_base ;;
   install) install_tools ;;
   base) import_base ;;
-  buildah) shift; bah "$@" ;;
+  buildah) shift; exec buildah --root "$STORAGE" --runroot "$RUNROOT" --storage-driver vfs "$@" ;;
   clean) rm -rf "$CACHE" "$RUNROOT" ;;
   *) log "unknown command ${1}: see the top of $0"; exit 2 ;;
 esac

@@ -1,0 +1,555 @@
+"""The Kubernetes manifests in deploy/kubernetes/ and the Dockerfile, checked offline.
+
+Core objects are validated against the Kubernetes JSON schemas that the
+``kubernetes-validate`` package ships (strict: an unknown field fails). The Prometheus
+Operator and Kustomize objects have no schema there, so they are validated against the
+part of their API these files use, written out below; the rules inside the
+PrometheusRule go through ``promtool check rules``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import referencing
+import referencing.jsonschema
+import yaml
+
+from exporter import __version__
+from exporter.apis import REGISTRY
+from exporter.cli import DEFAULT_PORT, build_parser
+from exporter.config import parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "deploy" / "kubernetes"
+OVERLAYS = ("standalone", "sidecar")
+IMAGE = "batch-job-exporter"
+CREDENTIALS_SECRET = "batch-job-exporter-credentials"  # noqa: S105 - a name, not a secret
+SCRAPE_JOB = "batch-job-exporter"
+# The oldest Kubernetes the manifests are meant for, and the newest the package knows.
+K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
+
+Obj = dict[str, Any]
+
+
+# -- loading and a small kustomize --------------------------------------------------------
+
+
+def load_all(path: Path) -> list[Obj]:
+    """Every YAML document of a file."""
+    with path.open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+def manifests() -> list[Path]:
+    """Every YAML file under deploy/kubernetes/ but the kustomizations."""
+    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def kustomizations() -> list[Path]:
+    """Every kustomization.yaml under deploy/kubernetes/."""
+    return sorted(K8S.rglob("kustomization.yaml"))
+
+
+def build(directory: Path) -> list[Obj]:
+    """The objects ``kustomize build`` makes of a directory, for what these files use."""
+    (kustomization,) = load_all(directory / "kustomization.yaml")
+    objects: list[Obj] = []
+    for entry in kustomization.get("resources", []):
+        target = (directory / entry).resolve()
+        objects += build(target) if target.is_dir() else load_all(target)
+    for image in kustomization.get("images", []):
+        for container in containers(objects):
+            name, _, _ = container["image"].partition(":")
+            if name == image["name"]:
+                new = image.get("newName", name)
+                container["image"] = f"{new}:{image['newTag']}" if "newTag" in image else new
+    return objects
+
+
+def containers(objects: list[Obj]) -> Iterator[Obj]:
+    """Every container of every Deployment."""
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            yield from obj["spec"]["template"]["spec"]["containers"]
+
+
+def one(objects: list[Obj], kind: str) -> Obj:
+    """The only object of a kind."""
+    (found,) = [o for o in objects if o["kind"] == kind]
+    return found
+
+
+def exporter_container(deployment: Obj) -> Obj:
+    """The container running the exporter image."""
+    spec = deployment["spec"]["template"]["spec"]
+    (found,) = [c for c in spec["containers"] if c["image"].split(":")[0].endswith(IMAGE)]
+    return dict(found)
+
+
+def matches(selector: Obj, labels: dict[str, str]) -> bool:
+    """Whether a matchLabels selector selects these labels."""
+    assert set(selector) == {"matchLabels"}, "only matchLabels is used here"
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+# -- schemas for the objects kubernetes-validate does not know ---------------------------
+
+DEFS = "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1."
+STR: Obj = {"type": "string"}
+STRMAP: Obj = {"type": "object", "additionalProperties": STR}
+DURATION: Obj = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?"
+    r"(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+
+
+def strict(required: list[str], **properties: Obj) -> Obj:
+    """An object schema that allows only the properties given."""
+    return {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def array(items: Obj) -> Obj:
+    """A non-empty array schema."""
+    return {"type": "array", "minItems": 1, "items": items}
+
+
+def resource(api_version: str, kind: str, spec: Obj) -> Obj:
+    """A Kubernetes object schema with standard metadata."""
+    return strict(
+        ["apiVersion", "kind", "metadata", "spec"],
+        apiVersion={"const": api_version},
+        kind={"const": kind},
+        metadata={"$ref": DEFS + "ObjectMeta"},
+        spec=spec,
+    )
+
+
+# Prometheus Operator monitoring.coreos.com/v1 (RelabelConfig, Endpoint, PodMetricsEndpoint,
+# Rule), the fields these manifests may use.
+RELABELING = strict(
+    [],
+    sourceLabels={"type": "array", "items": STR},
+    separator=STR,
+    targetLabel=STR,
+    regex=STR,
+    replacement=STR,
+    action={"enum": ["replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep"]},
+)
+ENDPOINT: Obj = {
+    "port": STR,
+    "path": STR,
+    "scheme": {"enum": ["http", "https"]},
+    "interval": DURATION,
+    "scrapeTimeout": DURATION,
+    "honorLabels": {"type": "boolean"},
+    "relabelings": array(RELABELING),
+    "metricRelabelings": array(RELABELING),
+}
+MONITOR_SPEC: Obj = {
+    "selector": {"$ref": DEFS + "LabelSelector"},
+    "jobLabel": STR,
+    "namespaceSelector": strict(
+        [], any={"type": "boolean"}, matchNames={"type": "array", "items": STR}
+    ),
+}
+RULE = strict(
+    ["expr"],
+    alert=STR,
+    record=STR,
+    expr=STR,
+    labels=STRMAP,
+    annotations=STRMAP,
+    **{"for": DURATION, "keep_firing_for": DURATION},
+)
+CRD_SCHEMAS: dict[str, Obj] = {
+    "ServiceMonitor": resource(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        strict(
+            ["selector", "endpoints"], endpoints=array(strict(["port"], **ENDPOINT)), **MONITOR_SPEC
+        ),
+    ),
+    "PodMonitor": resource(
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+        strict(
+            ["selector", "podMetricsEndpoints"],
+            podMetricsEndpoints=array(strict(["port"], **ENDPOINT)),
+            **MONITOR_SPEC,
+        ),
+    ),
+    "PrometheusRule": resource(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        strict(
+            ["groups"],
+            groups=array(
+                strict(
+                    ["name", "rules"],
+                    name=STR,
+                    interval=DURATION,
+                    rules={"type": "array", "items": RULE},
+                )
+            ),
+        ),
+    ),
+}
+KUSTOMIZATION = strict(
+    ["apiVersion", "kind", "resources"],
+    apiVersion={"const": "kustomize.config.k8s.io/v1beta1"},
+    kind={"const": "Kustomization"},
+    resources=array(STR),
+    images=array(strict(["name"], name=STR, newName=STR, newTag=STR, digest=STR)),
+)
+
+
+def k8s_registry() -> referencing.Registry[Any]:
+    """The Kubernetes definitions kubernetes-validate ships, for ``$ref`` from the schemas above."""
+    version = kubernetes_validate.utils.latest_version()
+    defs = kubernetes_validate.utils.schema_contents(
+        f"kubernetes-json-schema/v{version}-local-strict/_definitions.json", version
+    )
+    resource = referencing.Resource.from_contents(
+        defs, default_specification=referencing.jsonschema.DRAFT202012
+    )
+    return resource @ referencing.Registry()
+
+
+def schema_problems(schema: Obj, obj: Obj) -> list[str]:
+    """What is wrong with ``obj`` by ``schema``, one line each."""
+    validator = jsonschema.Draft202012Validator(schema, registry=k8s_registry())
+    return [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)
+    ]
+
+
+# -- the manifests are valid ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", manifests(), ids=lambda p: str(p.relative_to(K8S)))
+def test_manifest_is_valid_against_its_schema(path: Path) -> None:
+    """Each manifest validates: core kinds by kubernetes-validate, CRDs by their API subset."""
+    docs = load_all(path)
+    assert docs, f"{path} holds no object"
+    for doc in docs:
+        if doc["kind"] in CRD_SCHEMAS:
+            assert schema_problems(CRD_SCHEMAS[doc["kind"]], doc) == []
+            continue
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = ".".join(map(str, exc.path))
+                pytest.fail(f"{path.name}: {doc['kind']} {where}: {exc.message} (k8s {version})")
+
+
+def test_validation_catches_a_misspelt_field() -> None:
+    """A typo in a Deployment or a PodMonitor is an error, not an ignored field."""
+    (deployment,) = load_all(K8S / "standalone" / "deployment.yaml")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+    (monitor,) = load_all(K8S / "sidecar" / "podmonitor.yaml")
+    monitor["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
+    assert schema_problems(CRD_SCHEMAS["PodMonitor"], monitor) != []
+
+
+@pytest.mark.parametrize("path", kustomizations(), ids=lambda p: p.parent.name)
+def test_kustomization_lists_every_file_of_its_directory(path: Path) -> None:
+    """Each kustomization.yaml is well-formed and lists exactly the YAML files beside it."""
+    (kustomization,) = load_all(path)
+    assert schema_problems(KUSTOMIZATION, kustomization) == []
+    listed = kustomization["resources"]
+    files = [r for r in listed if not (path.parent / r).is_dir()]
+    assert len(set(listed)) == len(listed)
+    on_disk = {p.name for p in path.parent.glob("*.yaml") if p.name != "kustomization.yaml"}
+    assert set(files) == on_disk
+    for entry in listed:
+        assert (path.parent / entry).exists(), entry
+        if (path.parent / entry).is_dir():
+            assert (path.parent / entry / "kustomization.yaml").exists(), entry
+
+
+def test_every_manifest_directory_is_reachable_from_an_overlay() -> None:
+    """Each directory with manifests is an overlay or included by one; nothing is orphaned."""
+    reached: set[Path] = set()
+
+    def walk(directory: Path) -> None:
+        reached.add(directory)
+        (kustomization,) = load_all(directory / "kustomization.yaml")
+        for entry in kustomization["resources"]:
+            target = (directory / entry).resolve()
+            if target.is_dir():
+                walk(target)
+
+    for overlay in OVERLAYS:
+        walk(K8S / overlay)
+    assert {p.parent for p in manifests()} <= reached
+    assert {p.parent for p in kustomizations()} == reached
+
+
+# -- the pieces fit together ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
+    """Names are unique, volumes name real ConfigMaps, the image is this version's."""
+    objects = build(K8S / overlay)
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(set(names)) == len(names)
+    configmaps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    deployment = one(objects, "Deployment")
+    for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+        if "configMap" in volume:
+            assert volume["configMap"]["name"] in configmaps
+        if "secret" in volume:  # created by the user, never committed
+            assert volume["secret"]["secretName"] == CREDENTIALS_SECRET
+    container = exporter_container(deployment)
+    assert container["image"].endswith(f"/{IMAGE}:{__version__}")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_exporter_container_is_locked_down_and_probed(overlay: str) -> None:
+    """Non-root, read-only root, no privileges, /tmp on emptyDir, probes and resources set."""
+    deployment = one(build(K8S / overlay), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = exporter_container(deployment)
+    security = pod.get("securityContext", {}) | container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == dockerfile_uid()
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 - the pod's own /tmp
+    for mount in container["volumeMounts"]:
+        assert "subPath" not in mount, "a subPath mount never sees Secret or ConfigMap updates"
+
+    (port,) = container["ports"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_exporter_flags_exist_and_match_the_pod(overlay: str) -> None:
+    """The args parse with the real CLI; port, config file and ConfigMap key line up."""
+    objects = build(K8S / overlay)
+    deployment = one(objects, "Deployment")
+    container = exporter_container(deployment)
+    args = build_parser().parse_args(container["args"])
+    assert not args.demo
+    assert args.listen.port == container["ports"][0]["containerPort"] == DEFAULT_PORT
+
+    config = Path(args.config_file)
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(config.parent))
+    (volume,) = [
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    ]
+    configmap = next(
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == volume["configMap"]["name"]
+    )
+    assert config.name in configmap["data"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_configmap_config_is_valid_and_reads_secrets_from_the_secret_mount(
+    overlay: str, tmp_path: Path
+) -> None:
+    """The ConfigMap's config validates once the secret files it names exist in the mount."""
+    objects = build(K8S / overlay)
+    container = exporter_container(one(objects, "Deployment"))
+    volumes = {
+        v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    (secret_dir,) = [
+        m["mountPath"] for m in container["volumeMounts"] if "secret" in volumes[m["name"]]
+    ]
+    text = one(objects, "ConfigMap")["data"]["config.yaml"]
+    paths = set(re.findall(r"/run/secrets/[\w./-]+", text))
+    assert paths
+    for path in paths:
+        assert Path(path).parent == Path(secret_dir), f"{path} is not in the Secret's mount"
+        local = tmp_path / Path(path).name
+        local.write_text("s3cret\n")
+        text = text.replace(path, str(local))
+    config = parse_config(text, "configmap.yaml", REGISTRY)
+    assert {s.api for s in config.sources} == set(REGISTRY)
+
+
+def test_service_and_servicemonitor_select_the_standalone_exporter() -> None:
+    """Service → pods and ServiceMonitor → Service match by labels and port names."""
+    objects = build(K8S / "standalone")
+    deployment = one(objects, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert matches(deployment["spec"]["selector"], pod_labels)
+    service = one(objects, "Service")
+    assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    container_ports = {p["name"] for p in exporter_container(deployment)["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= container_ports
+
+    monitor = one(objects, "ServiceMonitor")
+    assert matches(monitor["spec"]["selector"], service["metadata"]["labels"])
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {
+        p["name"] for p in service["spec"]["ports"]
+    }
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert scrape_job(endpoint) == SCRAPE_JOB
+
+
+def test_podmonitor_selects_the_sidecar_pod() -> None:
+    """The PodMonitor's selector matches the sidecar pod and names the exporter's port."""
+    objects = build(K8S / "sidecar")
+    deployment = one(objects, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert matches(deployment["spec"]["selector"], pod_labels)
+    assert len(deployment["spec"]["template"]["spec"]["containers"]) == 2
+    monitor = one(objects, "PodMonitor")
+    assert matches(monitor["spec"]["selector"], pod_labels)
+    port_names = {p["name"] for p in exporter_container(deployment)["ports"]}
+    for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+        assert endpoint["port"] in port_names
+        assert scrape_job(endpoint) == SCRAPE_JOB
+
+
+def scrape_job(endpoint: Obj) -> str | None:
+    """The ``job`` label a monitor's endpoint relabels its targets to."""
+    for relabeling in endpoint.get("relabelings", []):
+        if relabeling.get("targetLabel") == "job" and not relabeling.get("sourceLabels"):
+            return str(relabeling["replacement"])
+    return None
+
+
+# -- the PrometheusRule -----------------------------------------------------------------
+
+
+def generator() -> Any:
+    """deploy/kubernetes/generate.py as a module."""
+    spec = importlib.util.spec_from_file_location("k8s_generate", K8S / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prometheusrule_is_generated_from_the_current_alerts() -> None:
+    """The committed PrometheusRule is what generate.py makes of prometheus/alerts.yaml."""
+    alerts = ROOT / "prometheus" / "alerts.yaml"
+    assert alerts.exists(), "prometheus/alerts.yaml is missing"
+    done = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, str(K8S / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (rule,) = load_all(K8S / "base" / "prometheusrule.yaml")
+    (groups,) = load_all(alerts)
+    assert rule["spec"] == groups
+
+
+def test_generator_embeds_comments_and_block_scalars_and_rejects_other_keys() -> None:
+    """render() keeps a rule file's text, drops its header comment, refuses non-rule files."""
+    render: Callable[[str], str] = generator().render
+    alerts = (
+        "# header\n---\ngroups:\n  - name: g\n    rules:\n      # why\n"
+        "      - alert: A\n        expr: |\n          up\n\n          == 0\n"
+    )
+    manifest = render(alerts)
+    assert "# header" not in manifest
+    assert "      # why\n" in manifest
+    assert yaml.safe_load(manifest)["spec"] == yaml.safe_load(alerts)
+    with pytest.raises(Exception, match="groups"):
+        render("groups: []\nrule_files: []\n")
+
+
+def test_prometheusrule_rules_pass_promtool(promtool: str, tmp_path: Path) -> None:
+    """The groups embedded in the PrometheusRule pass `promtool check rules`."""
+    (rule,) = load_all(K8S / "base" / "prometheusrule.yaml")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(rule["spec"]))
+    done = subprocess.run(  # noqa: S603 - fixed binary, our own input
+        [promtool, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_exporter_down_alert_looks_for_the_job_the_monitors_set() -> None:
+    """Every up{job=...} in the rules names the scrape job the monitors relabel to."""
+    (rule,) = load_all(K8S / "base" / "prometheusrule.yaml")
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    jobs = {m for e in exprs for m in re.findall(r'\bup\{[^}]*job="([^"]+)"', e)}
+    assert jobs <= {SCRAPE_JOB}
+
+
+# -- the Dockerfile ---------------------------------------------------------------------
+
+
+def dockerfile() -> str:
+    """The Dockerfile with continuation lines joined."""
+    return (ROOT / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+
+
+def dockerfile_uid() -> int:
+    """The numeric user the image runs as."""
+    (user,) = re.findall(r"^USER\s+(\S+)", dockerfile(), re.MULTILINE)
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit(), "USER must be numeric for runAsNonRoot"
+    assert gid.isdigit(), "USER must name a numeric group too"
+    return int(uid)
+
+
+def test_dockerfile_pins_its_base_and_runs_as_non_root() -> None:
+    """Every stage is FROM the pinned slim base; USER is numeric, not root; port, version."""
+    text = dockerfile()
+    (base,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)", text, re.MULTILINE)
+    assert re.fullmatch(r"docker\.io/library/python:3\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base)
+    assert re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE) == ["${PYTHON_IMAGE}"] * 2
+    assert dockerfile_uid() != 0
+    assert re.search(rf"^EXPOSE\s+{DEFAULT_PORT}$", text, re.MULTILINE)
+    assert re.search(rf"^ARG VERSION={re.escape(__version__)}$", text, re.MULTILINE)
+    (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", text, re.MULTILINE)
+    assert "curl" not in healthcheck
+    assert "wget" not in healthcheck
+
+
+def test_dockerignore_lets_in_only_what_the_build_needs() -> None:
+    """.dockerignore excludes everything, then allows the package sources back in."""
+    lines = [
+        line
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set(re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", dockerfile(), re.MULTILINE))
+    assert {src for line in copied for src in line.split()} <= allowed
