@@ -23,7 +23,7 @@ the table leaves no series behind.  Sample output::
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from exporter.model import Snapshot, Status
@@ -179,6 +179,26 @@ class JobTable:
         self._blocks: dict[bool, list[_Block]] = {True: [], False: []}  # by ``finished``
         # Running jobs' durations, formatted at scrape time: key -> (line prefix, start).
         self._ticking: dict[JobKey, tuple[bytes, float]] = {}
+        # Told of every change to a job and every removal (the state store listens).
+        self.on_change: Callable[[JobEntry], None] | None = None
+        self.on_remove: Callable[[JobKey], None] | None = None
+
+    @property
+    def retention(self) -> float:
+        """How long a finished job keeps its series; a change applies to jobs finishing later."""
+        return self._retention
+
+    @retention.setter
+    def retention(self, seconds: float) -> None:
+        self._retention = seconds
+
+    def refresh(self, key: JobKey) -> JobEntry:
+        """Re-render a job whose fields were set from outside (restored state, new labels)."""
+        entry = self._jobs[key]
+        if entry.expires_at is not None:
+            heapq.heappush(self._expiry, (entry.expires_at, key))
+        self._render(entry)
+        return entry
 
     def __contains__(self, key: object) -> bool:
         return key in self._jobs
@@ -217,6 +237,8 @@ class JobTable:
             del self._per_source[key[0]]
         self._ticking.pop(key, None)
         self._unplace(entry)
+        if self.on_remove is not None:
+            self.on_remove(key)
 
     def record_success(self, key: JobKey, snap: Snapshot, now: float) -> JobEntry:
         """Store a good poll's snapshot taken at wall time ``now``."""
@@ -356,6 +378,8 @@ class JobTable:
         if entry.last_success is not None:
             last = _num(entry.last_success)
             lines[F_LAST_OK] = f"{FAMILIES[F_LAST_OK][0]}{{{p}}} {last}\n".encode()
+        if self.on_change is not None:
+            self.on_change(entry)
         block = entry.block
         if block is None or block.finished != entry.finished:  # new, finished, or revived
             self._unplace(entry)
