@@ -22,7 +22,7 @@ import html
 import inspect
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from aiohttp import web
 
@@ -167,7 +167,9 @@ class MetricsServer:
         ready: Callable[[], bool],
         host: str,
         port: int,
+        reload: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
+        self._reload = reload
         self._render = render
         self._paged = _takes_page(render)
         self._health = health
@@ -191,6 +193,7 @@ class MetricsServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_post("/-/reload", self._reload_config)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
@@ -264,3 +267,12 @@ class MetricsServer:
         if self._ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
+
+    async def _reload_config(self, _: web.Request) -> web.Response:
+        # As Prometheus' own /-/reload: 200 when applied, 500 with the problems when refused.
+        if self._reload is None:
+            return web.Response(status=404, text="reload is not available\n")
+        problem = await self._reload()
+        if problem is None:
+            return web.Response(text="config reloaded\n")
+        return web.Response(status=500, text=f"config reload failed:\n{problem}\n")
