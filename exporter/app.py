@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Literal, overload
 
 from exporter.apis import REGISTRY
-from exporter.client import SourceClient
 from exporter.clock import Clock, SystemClock
-from exporter.config import Config
-from exporter.metrics import JobKey, JobTable
-from exporter.politeness import Backoff, SourceGate
-from exporter.poller import Poller, SourceRuntime
+from exporter.config import Config, load_config
+from exporter.metrics import JobEntry, JobKey, JobTable
+from exporter.poller import Poller
+from exporter.reload import Reloader
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import MetricsServer, Page
+from exporter.sources import SourcePool
 
 LOG = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ TICK = 1.0
 PROCESS_SAMPLE_EVERY = 5
 # /healthz fails when the scheduler loop has not ticked for this long.
 STUCK_AFTER = 30.0
+
+
+def origin(entry: JobEntry) -> str:
+    """Where a job came from: ``config``, ``api`` or ``dir`` (its first label)."""
+    labels = entry.labels
+    return labels[0][1] if labels and labels[0][0] == "origin" else "config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +61,10 @@ class Exporter:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         max_jobs_per_source: int = 10_000,
+        config_path: str | None = None,
     ) -> None:
         self.config = config
+        self._config_path = config_path
         self._max_jobs = max_jobs_per_source
         self._listen = listen
         self._clock = clock or SystemClock()
@@ -66,7 +74,8 @@ class Exporter:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
-        self._sources: dict[str, SourceRuntime] = {}
+        self._pool = SourcePool(stats=self.stats, clock=self._clock, rng=self._rng)
+        self._reloader: Reloader | None = None
         self._server: MetricsServer | None = None
         self._ready = False
         self.fatal = asyncio.Event()
@@ -93,47 +102,39 @@ class Exporter:
 
     async def _start(self) -> None:
         g = self.config.global_
-        sources = self._sources
-        for src in self.config.sources:
-            client = SourceClient(
-                src,
-                timeout=g.request_timeout,
-                max_connections=g.max_concurrency,
-                stats=self.stats,
-                monotonic=self._clock.monotonic,
-            )
-            await self._stack.enter_async_context(client)
-            gate = SourceGate(
-                max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
-            )
-            sources[src.name] = SourceRuntime(REGISTRY[src.api], client, gate, src.poll_interval)
-        poller = Poller(sources, self.table, clock=self._clock, rng=self._rng, stats=self.stats)
+        pool = self._pool
+        await pool.update(self.config)
+        poller = Poller(
+            pool.runtimes, self.table, clock=self._clock, rng=self._rng, stats=self.stats
+        )
         scheduler: Scheduler[JobKey] = Scheduler(
             poller.poll, clock=self._clock, max_concurrency=g.max_concurrency
         )
         self._scheduler = await self._stack.enter_async_context(scheduler)
-        if scheduler.loop_task is not None:
-            scheduler.loop_task.add_done_callback(self._task_died)
-        for src in self.config.sources:
-            phase = self._rng.random()
-            n = len(src.jobs)
-            for i, job in enumerate(src.jobs):
-                key = (src.name, job.id)
-                self.table.add(key, src.api, (("origin", "config"), *job.labels))
-                # Evenly over one interval from a random phase: no thundering herd at start.
-                scheduler.schedule(key, src.poll_interval * ((phase + i / n) % 1.0))
-        self.stats.config_reload_ok.set(1)
-        self.stats.config_reload_time.set(self._clock.time())
+        self._watch_task(scheduler.loop_task)
+        self._sync_config_jobs(self.config)
+        self._reloaded(ok=True)
         self.stats.sample_process()
         tick = asyncio.create_task(self._tick(), name="housekeeping")
-        tick.add_done_callback(self._task_died)
+        self._watch_task(tick)
         self._tasks.append(tick)
+        if self._config_path is not None:
+            reloader = Reloader(
+                self._config_path,
+                load=lambda path: load_config(path, REGISTRY),
+                apply=self.apply,
+                outcome=lambda ok: self._reloaded(ok=ok),
+                clock=self._clock,
+            )
+            self._reloader = await self._stack.enter_async_context(reloader)
+            self._watch_task(reloader.task)
         self._server = MetricsServer(
             render=self.render,
             health=self.health,
             ready=lambda: self._ready,
             host=self._listen.host,
             port=self._listen.port,
+            reload=None if self._reloader is None else lambda: self.reload("POST /-/reload"),
         )
         await self._stack.enter_async_context(self._server)
         self._ready = True
@@ -152,7 +153,67 @@ class Exporter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stack.aclose()
-        self._scheduler = self._server = None
+        await self._pool.close()
+        self._scheduler = self._server = self._reloader = None
+
+    async def drain(self, within: float) -> None:
+        """Start no new polls and give those in flight ``within`` to finish (SIGTERM)."""
+        if self._scheduler is not None:
+            left = await self._scheduler.drain(within)
+            if left:
+                LOG.info("%d polls still in flight after %.1fs; cancelling them", left, within)
+
+    async def reload(self, why: str) -> str | None:
+        """Reload the config file: ``None`` when done, else why it was refused."""
+        if self._reloader is None:
+            return "no config file to reload (started with --demo)"
+        return await self._reloader.reload(why)
+
+    async def apply(self, config: Config) -> None:
+        """Switch to ``config``: sources opened, replaced or closed, config jobs synced.
+
+        Jobs that stay keep their state and schedule; removed ones go with their
+        series; jobs registered through the API stay while their source exists.
+        """
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise RuntimeError("the exporter is not running")
+        reset = await self._pool.update(config)
+        g = config.global_
+        self.table.retention = g.finished_job_retention
+        scheduler.max_concurrency = g.max_concurrency
+        for entry in [e for e in self.table if e.key[0] in reset]:
+            self.unwatch(*entry.key)
+            runtime = self._pool.runtimes.get(entry.key[0])
+            if runtime is not None and origin(entry) != "config":  # same source, other API
+                self.table.add(entry.key, runtime.spec.name, entry.labels)
+                scheduler.schedule(entry.key, self._rng.random() * min(runtime.interval, 5.0))
+        self._sync_config_jobs(config)
+        self.config = config
+
+    def _sync_config_jobs(self, config: Config) -> None:
+        """Watch the config's jobs: add new ones spread over their interval, drop removed ones."""
+        scheduler = self._scheduler
+        assert scheduler is not None  # noqa: S101 - called only while running
+        wanted = {(src.name, job.id) for src in config.sources for job in src.jobs}
+        for entry in [e for e in self.table if origin(e) == "config" and e.key not in wanted]:
+            self.unwatch(*entry.key)
+        for src in config.sources:
+            phase = self._rng.random()
+            new = 0
+            for job in src.jobs:
+                key = (src.name, job.id)
+                labels = (("origin", "config"), *job.labels)
+                current = self.table.get(key)
+                if current is None:
+                    self.table.add(key, src.api, labels)
+                    # Evenly over one interval from a random phase: no thundering herd.
+                    at = (phase + new / max(len(src.jobs), 1)) % 1.0
+                    scheduler.schedule(key, src.poll_interval * at)
+                    new += 1
+                elif current.labels != labels:  # relabelled, or taken over from the API
+                    current.labels = labels
+                    self.table.refresh(key)
 
     def watch(self, source: str, job_id: str, labels: tuple[tuple[str, str], ...]) -> bool:
         """Watch a job registered at run time; ``True`` if it was not watched yet.
@@ -160,13 +221,13 @@ class Exporter:
         Raises KeyError for an unknown source and OverflowError when the
         source already watches ``max_jobs_per_source`` jobs.
         """
-        src = self._sources[source]
+        src = self._pool.runtimes[source]
         if self._scheduler is None:
             raise RuntimeError("the exporter is not running")
         key = (source, job_id)
         if key in self.table:
             return False
-        if sum(1 for entry in self.table if entry.key[0] == source) >= self._max_jobs:
+        if self.table.count(source) >= self._max_jobs:
             raise OverflowError(f"source {source!r} already watches {self._max_jobs} jobs")
         self.table.add(key, src.spec.name, (("origin", "api"), *labels))
         # Soon, but jittered: an app registering a burst of jobs must not cause a burst of polls.
@@ -244,6 +305,15 @@ class Exporter:
                     self._scheduler.cancel(key)
             if n % PROCESS_SAMPLE_EVERY == 0:
                 self.stats.sample_process()
+
+    def _reloaded(self, *, ok: bool) -> None:
+        self.stats.config_reload_ok.set(1 if ok else 0)
+        if ok:
+            self.stats.config_reload_time.set(self._clock.time())
+
+    def _watch_task(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            task.add_done_callback(self._task_died)
 
     def _task_died(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

@@ -21,6 +21,9 @@ LOG = logging.getLogger("exporter")
 # Outside the 9100-9999 range Prometheus' port registry has filled, so it collides with
 # no registered exporter; see the README.
 DEFAULT_PORT = 10113
+# SIGTERM lets polls in flight finish for this long: within Kubernetes' grace period,
+# and short enough that a stop still takes "a second or two".
+DRAIN_TIMEOUT = 1.5
 
 
 def parse_listen(value: str) -> Listen:
@@ -112,7 +115,12 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if config is None:
             config = await _start_demo(stack)
-        exporter = Exporter(config, listen=listen, max_jobs_per_source=args.api_max_jobs)
+        exporter = Exporter(
+            config,
+            listen=listen,
+            max_jobs_per_source=args.api_max_jobs,
+            config_path=args.config_file,
+        )
         try:
             await stack.enter_async_context(exporter)
             if args.api_listen is not None:
@@ -125,13 +133,45 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
         except OSError as exc:
             LOG.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, exc.strerror)
             return 1
+        reloads = _Reloads(exporter)
+        loop.add_signal_handler(signal.SIGHUP, reloads.request)
         stopped = asyncio.ensure_future(stop.wait())
         fatal = asyncio.ensure_future(exporter.fatal.wait())
-        await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        fatal.cancel()
+        try:
+            await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            fatal.cancel()
+            loop.remove_signal_handler(signal.SIGHUP)
+            await reloads.close()
         LOG.info("shutting down")
-        return 1 if exporter.fatal.is_set() else 0
+        if exporter.fatal.is_set():
+            return 1
+        await exporter.drain(DRAIN_TIMEOUT)
+        return 0
+
+
+class _Reloads:
+    """SIGHUP reloads, one task at a time; a reload that crashes is logged, never lost."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self._exporter = exporter
+        self._task: asyncio.Task[str | None] | None = None
+
+    def request(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._exporter.reload("SIGHUP"), name="reload")
+            self._task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[str | None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            LOG.critical("config reload crashed", exc_info=exc)
+            self._exporter.fatal.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 async def _start_demo(stack: contextlib.AsyncExitStack) -> Config:

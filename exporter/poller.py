@@ -105,6 +105,8 @@ class Poller:
         except Deferred as deferred:
             return deferred.delay
         except PollFailed as failed:
+            if key not in self._table:  # dropped (unwatched, reloaded away) while in flight
+                return None
             self._table.record_failure(key)
             self._stats.poll_failed(key[0], failed.reason)
             n = self._failures[key] = self._failures.get(key, 0) + 1
@@ -139,6 +141,8 @@ class Poller:
             raise PollFailed("unexpected_status")
         if snap.status.finished and src.spec.parse_errors_page is not None:
             counts = await self._read_errors(src, job_id)
+            if key not in self._table:
+                return None
             self._table.record_errors(key, counts)
         entry = self._table.record_success(key, snap, self._clock.time())
         return None if entry.finished else src.interval

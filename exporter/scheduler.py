@@ -65,6 +65,8 @@ class Scheduler(Generic[K]):
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._draining = False
+        self._idle = asyncio.Event()  # set whenever a run finishes, for drain()
         self.heartbeat = clock.monotonic()
 
     async def __aenter__(self) -> Scheduler[K]:
@@ -90,6 +92,27 @@ class Scheduler(Generic[K]):
         # while a CancelledError aimed at close() itself still propagates from the await.
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
+
+    async def drain(self, within: float) -> int:
+        """Start nothing new and wait up to ``within`` for work in flight; how many remain."""
+        self._draining = True
+        deadline = self._clock.monotonic() + within
+        while self._running and (left := deadline - self._clock.monotonic()) > 0:
+            self._idle.clear()
+            await self._clock.wait(self._idle, left)
+        return len(self._running)
+
+    @property
+    def max_concurrency(self) -> int:
+        """The bound on work in flight; raising it takes effect at once (a reload)."""
+        return self._max
+
+    @max_concurrency.setter
+    def max_concurrency(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._max = value
+        self._wake.set()
 
     @property
     def loop_task(self) -> asyncio.Task[None] | None:
@@ -143,6 +166,8 @@ class Scheduler(Generic[K]):
 
     def _start_due(self, now: float) -> None:
         heap = self._heap
+        if self._draining:
+            return
         while heap and len(self._running) < self._max and heap[0][0] <= now:
             _, seq, key = heapq.heappop(heap)
             if self._current.get(key) != seq:
@@ -169,3 +194,4 @@ class Scheduler(Generic[K]):
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         self._wake.set()
+        self._idle.set()

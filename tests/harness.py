@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -61,22 +62,35 @@ class Harness:
         self.sim = sim
         self.exporter: Exporter | None = None
 
-    async def start(self, sources: str, global_: str = "", max_jobs: int = 10_000) -> Exporter:
-        """Start an exporter on ``sources`` (YAML source blocks) with a 10 s interval."""
-        text = (
-            "global:\n  poll_interval: 10s\n  finished_job_retention: 2m\n"
-            f"{global_}sources:\n{sources}"
-        )
-        config = parse_config(text, "test.yaml", REGISTRY)
+    async def start(
+        self, sources: str, global_: str = "", max_jobs: int = 10_000, path: Path | None = None
+    ) -> Exporter:
+        """Start an exporter on ``sources`` (YAML source blocks) with a 10 s interval.
+
+        With ``path``, the config is written there and the exporter can reload it.
+        """
+        text = self.config_text(sources, global_)
+        if path is not None:
+            path.write_text(text, encoding="utf-8")  # noqa: ASYNC240 - a small file, before start
+        config = parse_config(text, str(path or "test.yaml"), REGISTRY)
         self.exporter = Exporter(
             config,
             listen=Listen("127.0.0.1", 0),
             clock=self.clock,
             rng=random.Random(7),
             max_jobs_per_source=max_jobs,
+            config_path=None if path is None else str(path),
         )
         await self.exporter.start()
         return self.exporter
+
+    @staticmethod
+    def config_text(sources: str, global_: str = "") -> str:
+        """The config file :meth:`start` uses."""
+        return (
+            "global:\n  poll_interval: 10s\n  finished_job_retention: 2m\n"
+            f"{global_}sources:\n{sources}"
+        )
 
     async def advance(self, seconds: float, step: float = 1.0) -> None:
         """Move time forward in steps, letting every poll due in each step finish."""

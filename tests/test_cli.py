@@ -207,3 +207,42 @@ async def test_port_in_use_exits_1_with_one_line(
     assert proc.returncode == 1
     assert b"cannot listen" in err
     assert b"Traceback" not in err
+
+
+async def scrape_until(port: int, needle: str) -> str:
+    """Scrape /metrics until ``needle`` appears (bounded); the last page."""
+    text = ""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+            if needle in text:
+                return text
+            await asyncio.sleep(0.05)
+    pytest.fail(f"{needle!r} never appeared on /metrics")
+
+
+@pytest.mark.e2e
+async def test_sighup_reloads_and_a_bad_config_is_refused(
+    tmp_path: Path, spawned: list[asyncio.subprocess.Process]
+) -> None:
+    """SIGHUP applies a good config, refuses a bad one (gauge 0, still serving), exits 0."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    port = free_port()
+    proc = await exporter_process(
+        spawned, f"--config.file={path}", f"--web.listen-address=127.0.0.1:{port}"
+    )
+    await wait_ready(port, proc)
+    path.write_text(GOOD.replace("[a, b]", "[a, b, c]"))
+    proc.send_signal(signal.SIGHUP)
+    await scrape_until(port, 'batchjob_exporter_watched_jobs{source="fs"} 3')
+    path.write_text(BAD)
+    proc.send_signal(signal.SIGHUP)
+    text = await scrape_until(port, "batchjob_exporter_config_last_reload_successful 0")
+    assert 'batchjob_exporter_watched_jobs{source="fs"} 3' in text
+    proc.send_signal(signal.SIGTERM)
+    err = await finish(proc, within=5)
+    assert proc.returncode == 0
+    assert b"c.yaml:2:" in err
+    assert b"Traceback" not in err

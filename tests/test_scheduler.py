@@ -196,3 +196,66 @@ async def test_heartbeat_moves_while_idle(clock: FakeClock) -> None:
         clock.advance(1.0)
         await settle()
         assert sched.heartbeat == first + 1.0
+
+
+async def test_drain_waits_for_work_in_flight_and_starts_nothing_new(clock: FakeClock) -> None:
+    """drain() lets running work finish, starts no due key, and reports none left."""
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    async def work(key: str) -> float | None:
+        ran.append(key)
+        await gate.wait()
+        return None
+
+    async with Scheduler(work, clock=clock, max_concurrency=1) as sched:
+        sched.schedule("first", 0)
+        sched.schedule("second", 0)
+        await settle()
+        draining = asyncio.ensure_future(sched.drain(5.0))
+        await settle()
+        gate.set()
+        assert await draining == 0
+        clock.advance(10)
+        await settle()
+    assert ran == ["first"]
+
+
+async def test_drain_gives_up_after_its_timeout(clock: FakeClock) -> None:
+    """drain() returns how many runs are still going once its timeout has passed."""
+
+    async def work(key: str) -> float | None:
+        await asyncio.Event().wait()
+        return None
+
+    async with Scheduler(work, clock=clock, max_concurrency=2) as sched:
+        sched.schedule("stuck", 0)
+        await settle()
+        draining = asyncio.ensure_future(sched.drain(2.0))
+        await settle()
+        assert not draining.done()
+        clock.advance(2.0)
+        await settle()
+        assert await draining == 1
+
+
+async def test_raising_max_concurrency_starts_waiting_keys(clock: FakeClock) -> None:
+    """A larger bound set at run time (a reload) starts keys that were waiting for a slot."""
+    gate = asyncio.Event()
+
+    async def work(key: str) -> float | None:
+        await gate.wait()
+        return None
+
+    async with Scheduler(work, clock=clock, max_concurrency=1) as sched:
+        for key in ("a", "b", "c"):
+            sched.schedule(key, 0)
+        await settle()
+        assert sched.in_flight() == 1
+        sched.max_concurrency = 3
+        await settle()
+        assert sched.in_flight() == 3
+        assert sched.max_concurrency == 3
+        with pytest.raises(ValueError, match="at least 1"):
+            sched.max_concurrency = 0
+        gate.set()

@@ -1,0 +1,113 @@
+"""The runtime of each configured source, opened at start and swapped on reload.
+
+A reload that leaves a source's settings alone keeps its runtime: the same
+HTTP session (keep-alive), OAuth2 token and politeness gate.  A source whose
+settings changed gets a new client, but keeps its gate while it still talks to
+the same ``base_url`` at the same rate, so a reload never reopens a
+``Retry-After`` window early.  A replaced client is closed once the polls
+that may still be using it have had ``request_timeout`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+
+from exporter.apis import REGISTRY
+from exporter.client import RequestStats, SourceClient
+from exporter.clock import Clock
+from exporter.config import Config, GlobalConfig, SourceConfig
+from exporter.politeness import Backoff, SourceGate
+from exporter.poller import SourceRuntime
+
+
+def _settings(src: SourceConfig, g: GlobalConfig) -> tuple[object, ...]:
+    """What a client is built from: the source without its jobs, and the global knobs."""
+    return (dataclasses.replace(src, jobs=()), g.request_timeout, g.max_concurrency)
+
+
+class SourcePool:
+    """``runtimes`` by source name; the dict is updated in place, so its readers see reloads."""
+
+    def __init__(self, *, stats: RequestStats, clock: Clock, rng: random.Random) -> None:
+        self.runtimes: dict[str, SourceRuntime] = {}
+        self._settings: dict[str, tuple[object, ...]] = {}
+        self._stats = stats
+        self._clock = clock
+        self._rng = rng
+        self._retiring: dict[asyncio.Task[None], SourceClient] = {}
+        self._grace = 0.0
+
+    async def update(self, config: Config) -> set[str]:
+        """Open, replace or close runtimes to match ``config``.
+
+        Returns the names whose jobs must start over: sources removed, or whose
+        API changed (a job's state means nothing under another API).
+        """
+        g = config.global_
+        self._grace = g.request_timeout + 1.0
+        wanted = {src.name: src for src in config.sources}
+        reset = {name for name in self.runtimes if name not in wanted}
+        for name in reset:
+            self._retire(self.runtimes.pop(name).client)
+            del self._settings[name]
+        for name, src in wanted.items():
+            settings = _settings(src, g)
+            old = self.runtimes.get(name)
+            if old is not None and self._settings[name] == settings:
+                continue
+            client = SourceClient(
+                src,
+                timeout=g.request_timeout,
+                max_connections=g.max_concurrency,
+                stats=self._stats,
+                monotonic=self._clock.monotonic,
+            )
+            await client.__aenter__()
+            gate = None
+            if old is not None:
+                self._retire(old.client)
+                before = old.client.source
+                if before.api != src.api:
+                    reset.add(name)
+                elif (before.base_url, before.max_requests_per_second) == (
+                    src.base_url,
+                    src.max_requests_per_second,
+                ):
+                    gate = old.gate
+            if gate is None:
+                gate = SourceGate(
+                    max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
+                )
+            self.runtimes[name] = SourceRuntime(REGISTRY[src.api], client, gate, src.poll_interval)
+            self._settings[name] = settings
+        return reset
+
+    async def close(self) -> None:
+        """Close every client, current and retiring; safe to call twice."""
+        retiring, self._retiring = self._retiring, {}
+        for task in retiring:
+            task.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
+        clients = [rt.client for rt in self.runtimes.values()] + list(retiring.values())
+        self.runtimes.clear()
+        self._settings.clear()
+        for client in clients:
+            with contextlib.suppress(Exception):  # closing must reach every client
+                await client.close()
+
+    def _retire(self, client: SourceClient) -> None:
+        task = asyncio.create_task(self._close_later(client, self._grace), name="retire-client")
+        self._retiring[task] = client
+        task.add_done_callback(self._retired)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(task, None)
+
+    async def _close_later(self, client: SourceClient, grace: float) -> None:
+        # Polls still holding the old client get the time a request may take.
+        never = asyncio.Event()
+        await self._clock.wait(never, grace)
+        await client.close()
