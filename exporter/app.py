@@ -20,13 +20,14 @@ from typing import Literal, overload
 from exporter.apis import REGISTRY
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, load_config
-from exporter.metrics import JobEntry, JobKey, JobTable
+from exporter.metrics import JobKey, JobTable
 from exporter.poller import Poller
 from exporter.reload import Reloader
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import MetricsServer, Page
 from exporter.sources import SourcePool
+from exporter.watchlist import Watchlist
 
 LOG = logging.getLogger(__name__)
 
@@ -34,12 +35,6 @@ TICK = 1.0
 PROCESS_SAMPLE_EVERY = 5
 # /healthz fails when the scheduler loop has not ticked for this long.
 STUCK_AFTER = 30.0
-
-
-def origin(entry: JobEntry) -> str:
-    """Where a job came from: ``config``, ``api`` or ``dir`` (its first label)."""
-    labels = entry.labels
-    return labels[0][1] if labels and labels[0][0] == "origin" else "config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +60,6 @@ class Exporter:
     ) -> None:
         self.config = config
         self._config_path = config_path
-        self._max_jobs = max_jobs_per_source
         self._listen = listen
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -75,6 +69,9 @@ class Exporter:
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
         self._pool = SourcePool(stats=self.stats, clock=self._clock, rng=self._rng)
+        self.watchlist = Watchlist(
+            self.table, self._pool.runtimes, rng=self._rng, max_jobs_per_source=max_jobs_per_source
+        )
         self._reloader: Reloader | None = None
         self._server: MetricsServer | None = None
         self._ready = False
@@ -112,7 +109,8 @@ class Exporter:
         )
         self._scheduler = await self._stack.enter_async_context(scheduler)
         self._watch_task(scheduler.loop_task)
-        self._sync_config_jobs(self.config)
+        self.watchlist.scheduler = scheduler
+        self.watchlist.sync_config(self.config)
         self._reloaded(ok=True)
         self.stats.sample_process()
         tick = asyncio.create_task(self._tick(), name="housekeeping")
@@ -154,7 +152,7 @@ class Exporter:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._stack.aclose()
         await self._pool.close()
-        self._scheduler = self._server = self._reloader = None
+        self._scheduler = self._server = self._reloader = self.watchlist.scheduler = None
 
     async def drain(self, within: float) -> None:
         """Start no new polls and give those in flight ``within`` to finish (SIGTERM)."""
@@ -182,88 +180,9 @@ class Exporter:
         g = config.global_
         self.table.retention = g.finished_job_retention
         scheduler.max_concurrency = g.max_concurrency
-        for entry in [e for e in self.table if e.key[0] in reset]:
-            self.unwatch(*entry.key)
-            runtime = self._pool.runtimes.get(entry.key[0])
-            if runtime is not None and origin(entry) != "config":  # same source, other API
-                self.table.add(entry.key, runtime.spec.name, entry.labels)
-                scheduler.schedule(entry.key, self._rng.random() * min(runtime.interval, 5.0))
-        self._sync_config_jobs(config)
+        self.watchlist.reset(reset)
+        self.watchlist.sync_config(config)
         self.config = config
-
-    def _sync_config_jobs(self, config: Config) -> None:
-        """Watch the config's jobs: add new ones spread over their interval, drop removed ones."""
-        scheduler = self._scheduler
-        assert scheduler is not None  # noqa: S101 - called only while running
-        wanted = {(src.name, job.id) for src in config.sources for job in src.jobs}
-        for entry in [e for e in self.table if origin(e) == "config" and e.key not in wanted]:
-            self.unwatch(*entry.key)
-        for src in config.sources:
-            phase = self._rng.random()
-            new = 0
-            for job in src.jobs:
-                key = (src.name, job.id)
-                labels = (("origin", "config"), *job.labels)
-                current = self.table.get(key)
-                if current is None:
-                    self.table.add(key, src.api, labels)
-                    # Evenly over one interval from a random phase: no thundering herd.
-                    at = (phase + new / max(len(src.jobs), 1)) % 1.0
-                    scheduler.schedule(key, src.poll_interval * at)
-                    new += 1
-                elif current.labels != labels:  # relabelled, or taken over from the API
-                    current.labels = labels
-                    self.table.refresh(key)
-
-    def watch(self, source: str, job_id: str, labels: tuple[tuple[str, str], ...]) -> bool:
-        """Watch a job registered at run time; ``True`` if it was not watched yet.
-
-        Raises KeyError for an unknown source and OverflowError when the
-        source already watches ``max_jobs_per_source`` jobs.
-        """
-        src = self._pool.runtimes[source]
-        if self._scheduler is None:
-            raise RuntimeError("the exporter is not running")
-        key = (source, job_id)
-        if key in self.table:
-            return False
-        if self.table.count(source) >= self._max_jobs:
-            raise OverflowError(f"source {source!r} already watches {self._max_jobs} jobs")
-        self.table.add(key, src.spec.name, (("origin", "api"), *labels))
-        # Soon, but jittered: an app registering a burst of jobs must not cause a burst of polls.
-        self._scheduler.schedule(key, self._rng.random() * min(src.interval, 5.0))
-        return True
-
-    def unwatch(self, source: str, job_id: str) -> bool:
-        """Stop watching a job; its series go at the next scrape."""
-        key = (source, job_id)
-        if key not in self.table:
-            return False
-        self.table.remove(key)
-        if self._scheduler is not None:
-            self._scheduler.cancel(key)
-        return True
-
-    def jobs(self) -> list[dict[str, object]]:
-        """Every watched job and its state, for ``GET /api/v1/jobs``."""
-        out: list[dict[str, object]] = []
-        for entry in self.table:
-            snap = entry.snapshot
-            labels = dict(entry.labels)
-            out.append(
-                {
-                    "source": entry.key[0],
-                    "id": entry.key[1],
-                    "api": entry.api,
-                    "origin": labels.pop("origin", "config"),
-                    "labels": labels,
-                    "status": snap.status.value if snap else None,
-                    "vendor_status": snap.vendor_status if snap else None,
-                    "poll_success": entry.poll_success,
-                    "last_success": entry.last_success,
-                }
-            )
-        return out
 
     def idle(self) -> bool:
         """Whether no poll is in flight (tests and benchmarks wait on this)."""

@@ -126,7 +126,10 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
             if args.api_listen is not None:
                 listen = args.api_listen
                 api = JobsApiServer(
-                    exporter, host=listen.host, port=listen.port, token_file=args.api_token_file
+                    exporter.watchlist,
+                    host=listen.host,
+                    port=listen.port,
+                    token_file=args.api_token_file,
                 )
                 await stack.enter_async_context(api)
                 LOG.info("registration API on port %d", api.port)

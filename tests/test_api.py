@@ -27,7 +27,7 @@ async def make_api(
         h.sim.add_job(FS, "cfg", total=10_000, rate=1)
         await h.start(source_yaml(h.sim, FS, "fs", ["cfg"]), max_jobs=max_jobs)
         assert h.exporter is not None
-        api = JobsApiServer(h.exporter, host="127.0.0.1", port=0, token_file=token_file)
+        api = JobsApiServer(h.exporter.watchlist, host="127.0.0.1", port=0, token_file=token_file)
         await api.start()
         servers.append(api)
         return h, f"http://127.0.0.1:{api.port}/api/v1"

@@ -230,13 +230,13 @@ async def test_removed_source_and_api_change_start_jobs_over(
     path = tmp_path / "config.yaml"
     sources = source_yaml(h.sim, FS, "a", ["j1"]) + source_yaml(h.sim, FS, "b", [])
     exporter = await h.start(sources, path=path)
-    assert exporter.watch("b", "j1", (("team", "x"),))
+    assert exporter.watchlist.watch("b", "j1", (("team", "x"),))
     await h.advance(10)
     assert h.status("b", "j1") == "running"
     path.write_text(h.config_text(source_yaml(h.sim, EVO, "b", [])), encoding="utf-8")
     assert await exporter.reload("test") is None
     assert h.value("batchjob_status", source="a", job_id="j1", status="running") is None
-    jobs = {(j["source"], j["id"]): j for j in exporter.jobs()}
+    jobs = {(j["source"], j["id"]): j for j in exporter.watchlist.jobs()}
     assert set(jobs) == {("b", "j1")}
     assert jobs["b", "j1"]["api"] == EVO
     assert jobs["b", "j1"]["origin"] == "api"
