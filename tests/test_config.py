@@ -414,7 +414,7 @@ def test_unknown_key_without_a_near_miss_has_no_suggestion() -> None:
     problem = one_problem("global: {zzz: 1}\n" + source())
     assert problem == (
         'config.yaml:1:10: global.zzz: unknown key "zzz"; allowed keys: '
-        "finished_job_retention, max_concurrency, poll_interval, request_timeout"
+        "finished_job_retention, max_concurrency, poll_interval, request_timeout, watch_dir"
     )
 
 
@@ -1202,3 +1202,41 @@ def test_any_text_gives_a_config_or_a_config_error(text: str) -> None:
     """Arbitrary text never makes the loader raise anything but ConfigError."""
     found = outcome(text)
     assert all(problem.startswith("config.yaml:") for problem in found)
+
+
+# --- global.watch_dir -------------------------------------------------------------
+
+
+def test_watch_dir_defaults_to_none() -> None:
+    """Without watch_dir no directory is watched."""
+    assert parse(source()).global_.watch_dir is None
+
+
+def test_watch_dir_resolves_against_the_config_files_directory(tmp_path: Path) -> None:
+    """A relative watch_dir is relative to the config file, like every other file key."""
+    (tmp_path / "jobs.d").mkdir()
+    text = "global: {watch_dir: jobs.d}\n" + source()
+    config = parse_config(text, str(tmp_path / "config.yaml"), REGISTRY)
+    assert config.global_.watch_dir == str(tmp_path / "jobs.d")
+    absolute = parse(f"global: {{watch_dir: {tmp_path}}}\n" + source())
+    assert absolute.global_.watch_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("missing", 'cannot use directory "{dir}/missing": No such file or directory'),
+        ("file", 'cannot use directory "{dir}/file": Not a directory'),
+        ("[a]", "expected a string, got a list"),
+        ("''", "must not be empty"),
+    ],
+)
+def test_watch_dir_must_be_a_directory_now(tmp_path: Path, value: str, message: str) -> None:
+    """A missing path, a file or a non-string is a problem at the key's line."""
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    text = f"global:\n  poll_interval: 30s\n  watch_dir: {value}\n" + source()
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, str(tmp_path / "config.yaml"), REGISTRY)
+    (problem,) = caught.value.problems
+    expected = message.format(dir=tmp_path)
+    assert problem == f"{tmp_path}/config.yaml:3:14: global.watch_dir: {expected}"

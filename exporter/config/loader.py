@@ -14,11 +14,17 @@ import yaml
 from yaml.nodes import Node
 
 from exporter.apis.base import ApiSpec
-from exporter.config._nodes import Problem, Walker, describe, is_null
+from exporter.config._nodes import Problem, Walker, describe, is_null, quote
 from exporter.config._sources import MIN_POLL_INTERVAL, build_sources
 from exporter.config.model import Config, GlobalConfig
 
-_GLOBAL_KEYS = ("poll_interval", "request_timeout", "max_concurrency", "finished_job_retention")
+_GLOBAL_KEYS = (
+    "poll_interval",
+    "request_timeout",
+    "max_concurrency",
+    "finished_job_retention",
+    "watch_dir",
+)
 # A timeout of zero would fail every request; one millisecond is the smallest duration.
 _MIN_TIMEOUT = 0.001
 
@@ -136,9 +142,28 @@ def _global(walker: Walker, node: Node) -> GlobalConfig:
     concurrency = fields.read("max_concurrency", lambda n, p: walker.integer(n, p, minimum=1))
     # Zero is allowed: a finished job's series then go at the next poll.
     retention = fields.read("finished_job_retention", lambda n, p: walker.duration(n, p, minimum=0))
+    watch_dir = fields.read("watch_dir", lambda n, p: _directory(walker, n, p))
     return GlobalConfig(
         poll_interval=default.poll_interval if poll is None else poll,
         request_timeout=default.request_timeout if timeout is None else timeout,
         max_concurrency=default.max_concurrency if concurrency is None else concurrency,
         finished_job_retention=default.finished_job_retention if retention is None else retention,
+        watch_dir=watch_dir,
     )
+
+
+def _directory(walker: Walker, node: Node, path: str) -> str | None:
+    """A directory name, resolved against the config's directory, that can be listed now."""
+    name = walker.string(node, path)
+    if name is None:
+        return None
+    full = os.path.join(walker.base_dir, name)
+    try:
+        # Listing is the honest test: a missing path, a file and a lack of permission all show.
+        with os.scandir(full):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        walker.problem(node, path, f"cannot use directory {quote(full)}: {reason}")
+        return None
+    return full

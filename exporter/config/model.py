@@ -103,6 +103,8 @@ class GlobalConfig:
     request_timeout: float = 10.0
     max_concurrency: int = 16
     finished_job_retention: float = 3600.0
+    # A directory whose *.yaml / *.txt files list more jobs; resolved like other file keys.
+    watch_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
