@@ -20,12 +20,13 @@ from typing import Literal, overload
 from exporter.apis import REGISTRY
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, load_config
+from exporter.exposition import Page
 from exporter.metrics import JobKey, JobTable
 from exporter.poller import Poller
 from exporter.reload import Reloader
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import MetricsServer, Page
+from exporter.server import MetricsServer
 from exporter.sources import SourcePool
 from exporter.watchlist import Watchlist
 

@@ -4,14 +4,11 @@ It knows nothing of vendors or jobs: it is given a function that renders the
 exposition and functions that say whether the exporter is healthy and ready.
 
 A render function may return plain bytes, or (when it takes a keyword
-``page``, which the server then passes as ``True``) a :class:`Page`: the
-exposition as an ordered list of :class:`Piece` objects reused from scrape to
-scrape plus a few fresh bytes.  A page is never joined: it is streamed piece
-by piece, and its gzip form is one gzip member assembled from each piece's
-cached raw-deflate bytes, so only what changed since the last scrape is
-compressed again.  This works because raw-deflate streams flushed with
-``Z_SYNC_FLUSH`` end on a byte boundary without a final block, so they can
-be concatenated; only the CRC-32 is computed over the whole page each time.
+``page``, which the server then passes as ``True``) a
+:class:`~exporter.exposition.Page` of cached pieces: the page is never joined,
+it is streamed piece by piece in writes of about :data:`WRITE_SIZE`, and its
+gzip form is assembled from the pieces' cached deflate (see
+:mod:`exporter.exposition`), in a worker thread when much is fresh.
 """
 
 from __future__ import annotations
@@ -20,16 +17,14 @@ import asyncio
 import gzip
 import html
 import inspect
-import struct
-import zlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
 from exporter import __version__
+from exporter.exposition import GZIP_LEVEL, Page
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-GZIP_LEVEL = 1
 # Writes smaller than this are coalesced; larger ones go to the socket as they are.
 WRITE_SIZE = 256 * 1024
 # Below this many bytes to compress, a thread hop costs more than it saves.
@@ -42,85 +37,6 @@ _LANDING = """<!DOCTYPE html>
 <ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li>
 <li><a href="readyz">readyz</a></li></ul></body></html>
 """
-# gzip header: deflate, no flags, mtime 0, "fastest" extra flag, unknown OS (RFC 1952).
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
-_DEFLATE_END = b"\x03\x00"  # an empty final block (fixed Huffman)
-
-
-def deflate(data: bytes) -> bytes:
-    """``data`` as raw deflate that ends on a byte boundary without a final block."""
-    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
-    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-
-
-class Piece:
-    """A run of exposition bytes reused across scrapes; its deflate is made once, on demand.
-
-    Immutable apart from that cache, so a page may be gzipped in a worker thread.
-    """
-
-    __slots__ = ("_deflated", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._deflated: bytes | None = None
-
-    @property
-    def compressed(self) -> bool:
-        """Whether the deflate form is cached already."""
-        return self._deflated is not None
-
-    def deflated(self) -> bytes:
-        """The raw-deflate form of :attr:`data` (computed on first use)."""
-        z = self._deflated
-        if z is None:
-            z = self._deflated = deflate(self.data)
-        return z
-
-
-class Page:
-    """One exposition as ordered parts: cached :class:`Piece` objects and fresh bytes."""
-
-    __slots__ = ("parts", "size")
-
-    def __init__(self, parts: Sequence[Piece | bytes]) -> None:
-        self.parts = parts
-        self.size = sum(len(p) if isinstance(p, bytes) else len(p.data) for p in parts)
-
-    def chunks(self) -> Iterator[bytes]:
-        """The page's bytes in order, without joining them."""
-        for part in self.parts:
-            yield part if isinstance(part, bytes) else part.data
-
-    def __bytes__(self) -> bytes:
-        return b"".join(self.chunks())
-
-    def fresh_bytes(self) -> int:
-        """How many bytes a gzip of this page must compress now (not cached yet)."""
-        return sum(
-            len(p) if isinstance(p, bytes) else 0 if p.compressed else len(p.data)
-            for p in self.parts
-        )
-
-    def gzip(self) -> list[bytes]:
-        """The page as one gzip member, in pieces; fresh bytes are compressed here."""
-        out = [_GZIP_HEADER]
-        crc = 0
-        fresh: list[bytes] = []
-        for part in (*self.parts, None):
-            if isinstance(part, bytes):
-                fresh.append(part)
-                continue
-            if fresh:
-                data = b"".join(fresh)
-                fresh.clear()
-                out.append(deflate(data))
-                crc = zlib.crc32(data, crc)
-            if part is not None and part.data:
-                out.append(part.deflated())
-                crc = zlib.crc32(part.data, crc)  # releases the GIL for all but small pieces
-        out += (_DEFLATE_END, struct.pack("<II", crc, self.size & 0xFFFFFFFF))
-        return out
 
 
 def _coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pytest
 
+from exporter.exposition import Page, Piece
 from exporter.server import CONTENT_TYPE, MetricsServer
 
 PAGE = b"# HELP x An example.\n# TYPE x gauge\nx 1\n"
@@ -102,3 +103,41 @@ async def test_a_port_in_use_fails_start_and_leaves_nothing_running(
     await second.close()
     await first.close()
     await first.close()
+
+
+async def test_a_paged_render_streams_and_gzips_the_same_page(
+    http: aiohttp.ClientSession,
+) -> None:
+    """A render returning a Page: served whole, and gzipped from pieces, large or small."""
+    big = Piece(b"".join(b'x_total{job_id="%d"} %d\n' % (i, i) for i in range(40_000)))
+    small = Piece(b"# HELP x An example.\n# TYPE x gauge\n")
+    fresh = [b"x 1\n", b"y 2\n" * 30_000]  # the second is past THREAD_MIN: compressed in a thread
+    pages = [Page([small, big, fresh[0], small]), Page([big, fresh[1], small])]
+    calls: list[bool] = []
+
+    def render(*, page: bool = False) -> Page | bytes:
+        calls.append(page)
+        return pages[len(calls) % 2]
+
+    server = MetricsServer(
+        render=render,  # type: ignore[arg-type]
+        health=lambda: None,
+        ready=lambda: True,
+        host="127.0.0.1",
+        port=0,
+    )
+    async with server:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        for encoding in ("identity", "gzip", "gzip", "identity"):
+            async with http.get(url, headers={"Accept-Encoding": encoding}) as resp:
+                body = await resp.read()
+                want = bytes(pages[len(calls) % 2])
+                if encoding == "gzip":
+                    assert resp.headers["Content-Encoding"] == "gzip"
+                    body = gzip.decompress(body)
+                assert "Content-Encoding" not in resp.headers or encoding == "gzip"
+                assert resp.headers["Content-Length"] == str(len(await resp.read()))
+                assert body == want
+        async with http.head(url) as resp:
+            assert resp.status == 200
+    assert calls == [True] * 5
