@@ -28,7 +28,8 @@ from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import MetricsServer
 from exporter.sources import SourcePool
-from exporter.watchlist import Watchlist
+from exporter.watchdir import DirWatcher
+from exporter.watchlist import Labels, Watchlist
 
 LOG = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Exporter:
             self.table, self._pool.runtimes, rng=self._rng, max_jobs_per_source=max_jobs_per_source
         )
         self._reloader: Reloader | None = None
+        self._dir_watcher: DirWatcher | None = None
         self._server: MetricsServer | None = None
         self._ready = False
         self.fatal = asyncio.Event()
@@ -112,6 +114,7 @@ class Exporter:
         self._watch_task(scheduler.loop_task)
         self.watchlist.scheduler = scheduler
         self.watchlist.sync_config(self.config)
+        await self._watch_dir(g.watch_dir)
         self._reloaded(ok=True)
         self.stats.sample_process()
         tick = asyncio.create_task(self._tick(), name="housekeeping")
@@ -151,6 +154,9 @@ class Exporter:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._dir_watcher is not None:
+            await self._dir_watcher.close()
+            self._dir_watcher = None
         await self._stack.aclose()
         await self._pool.close()
         self._scheduler = self._server = self._reloader = self.watchlist.scheduler = None
@@ -183,7 +189,42 @@ class Exporter:
         scheduler.max_concurrency = g.max_concurrency
         self.watchlist.reset(reset)
         self.watchlist.sync_config(config)
+        if config.global_.watch_dir != self.config.global_.watch_dir:
+            await self._watch_dir(config.global_.watch_dir)
+        elif self._dir_watcher is not None:
+            # The dir takes back jobs a reload dropped from the config or whose source changed.
+            self._dir_watcher.resync()
         self.config = config
+
+    async def _watch_dir(self, directory: str | None) -> None:
+        """Watch ``directory``'s job files instead of the current one's (``None``: none)."""
+        old, self._dir_watcher = self._dir_watcher, None
+        if old is not None:
+            await old.close()
+            for key in old.jobs:
+                self.watchlist.unwatch(*key, only="dir")
+        if directory is None:
+            return
+        watchlist = self.watchlist
+
+        def add(source: str, job_id: str, labels: Labels) -> None:
+            # Raises for an unknown source or a full one: the watcher retries at its next scan.
+            if not watchlist.watch(source, job_id, labels, origin="dir"):
+                watchlist.relabel(source, job_id, labels, only="dir")
+
+        def remove(source: str, job_id: str) -> None:
+            watchlist.unwatch(source, job_id, only="dir")
+
+        watcher = DirWatcher(
+            directory,
+            sources=lambda: self._pool.runtimes,
+            add=add,
+            remove=remove,
+            clock=self._clock,
+        )
+        await watcher.__aenter__()
+        self._dir_watcher = watcher
+        self._watch_task(watcher.task)
 
     def idle(self) -> bool:
         """Whether no poll is in flight (tests and benchmarks wait on this)."""

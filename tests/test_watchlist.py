@@ -1,0 +1,101 @@
+"""Jobs from the config, the API and the watch dir side by side, through the running exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from tests.harness import FS, Harness, source_yaml, until
+
+MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+def origins(h: Harness) -> dict[tuple[str, str], str]:
+    """Each watched job's origin, from ``GET /api/v1/jobs``' view."""
+    assert h.exporter is not None
+    return {(str(j["source"]), str(j["id"])): str(j["origin"]) for j in h.exporter.watchlist.jobs()}
+
+
+async def test_dir_jobs_are_watched_beside_config_and_api_jobs(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Each origin shows in batchjob_info; the config wins a key it shares with the dir."""
+    h = await make_harness()
+    for job_id in ("conf", "api", "dir1", "dir2"):
+        h.sim.add_job(FS, job_id, total=10_000, rate=1)
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "a.txt").write_text("fs dir1\nfs conf\n", encoding="utf-8")
+    (watch / "b.yaml").write_text("fs: [{id: dir2, labels: {team: data}}]\n", encoding="utf-8")
+    exporter = await h.start(
+        source_yaml(h.sim, FS, "fs", ["conf"]), global_=f"  watch_dir: '{watch}'\n"
+    )
+    assert exporter.watchlist.watch("fs", "api", ())
+    assert origins(h) == {
+        ("fs", "conf"): "config",
+        ("fs", "api"): "api",
+        ("fs", "dir1"): "dir",
+        ("fs", "dir2"): "dir",
+    }
+    await h.advance(10)
+    assert h.status("fs", "dir2") == "running"
+    info = [k for k in h.samples() if k[0] == "batchjob_info" and ("job_id", "dir2") in k[1]]
+    assert {("origin", "dir"), ("team", "data")} <= info[0][1]
+
+
+async def test_a_deleted_file_unwatches_only_its_dir_jobs(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Removing a job file drops its jobs but never a config or API job of the same key."""
+    h = await make_harness()
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    jobs = watch / "jobs.txt"
+    jobs.write_text("fs d1\nfs conf\nfs api\n", encoding="utf-8")
+    exporter = await h.start(
+        source_yaml(h.sim, FS, "fs", ["conf"]), global_=f"  watch_dir: '{watch}'\n"
+    )
+    assert not exporter.watchlist.watch("fs", "api", ())  # the dir got it first
+    assert exporter.watchlist.unwatch("fs", "api")
+    assert exporter.watchlist.watch("fs", "api", ())
+    jobs.unlink()
+    await h.advance(3)
+    await until(lambda: ("fs", "d1") not in origins(h), "the dir job to go")
+    assert origins(h) == {("fs", "conf"): "config", ("fs", "api"): "api"}
+
+
+async def test_reload_moves_the_watch_dir(make_harness: MakeHarness, tmp_path: Path) -> None:
+    """A reload naming another watch_dir drops the old dir's jobs and takes the new one's."""
+    h = await make_harness()
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d, job_id in ((old, "o1"), (new, "n1")):
+        d.mkdir()
+        (d / "jobs.txt").write_text(f"fs {job_id}\n", encoding="utf-8")
+    path = tmp_path / "config.yaml"
+    sources = source_yaml(h.sim, FS, "fs", [])
+    exporter = await h.start(sources, global_=f"  watch_dir: '{old}'\n", path=path)
+    assert origins(h) == {("fs", "o1"): "dir"}
+    path.write_text(h.config_text(sources, f"  watch_dir: '{new}'\n"), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    assert origins(h) == {("fs", "n1"): "dir"}
+    path.write_text(h.config_text(sources), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    assert origins(h) == {}
+
+
+async def test_dir_takes_back_a_job_the_config_dropped(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """A key both configured and listed in the dir stays watched when the config drops it."""
+    h = await make_harness()
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "jobs.txt").write_text("fs both\n", encoding="utf-8")
+    path = tmp_path / "config.yaml"
+    global_ = f"  watch_dir: '{watch}'\n"
+    exporter = await h.start(source_yaml(h.sim, FS, "fs", ["both"]), global_=global_, path=path)
+    assert origins(h) == {("fs", "both"): "config"}
+    path.write_text(h.config_text(source_yaml(h.sim, FS, "fs", []), global_), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    await h.advance(3)
+    await until(lambda: origins(h) == {("fs", "both"): "dir"}, "the dir to take the job back")
