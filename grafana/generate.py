@@ -505,8 +505,21 @@ def dashboard(
 JOBS = 'source=~"$source", job_id=~"$job_id"'
 # Appended to a per-job expression: keep only jobs of the selected team(s).  "All" is
 # ".*", which also matches jobs without the label.
-TEAM = f'and on (source, job_id) batchjob_info{{{JOBS}, {TEAM_LABEL}=~"${TEAM_LABEL}"}}'
-RUNNING = 'and on (source, job_id) (batchjob_status{{{sel}, status="running"}} == 1)'
+TEAM = f'and on ({KEY}) batchjob_info{{{JOBS}, {TEAM_LABEL}=~"${TEAM_LABEL}"}}'
+
+
+def running(sel: str) -> str:
+    """Appended to a per-job expression: keep only jobs that are running."""
+    return f'and on ({KEY}) (batchjob_status{{{sel}, status="running"}} == 1)'
+
+
+def per_job(expr: str) -> str:
+    """``expr`` with only the job's identity as labels: no ``__name__``.
+
+    Grafana's merge transformation puts two tables' rows together only where every
+    column they share agrees; a metric name left in each would split a job's row.
+    """
+    return f"max by ({KEY}) ({expr})"
 
 
 def processed(sel: str) -> str:
@@ -550,10 +563,10 @@ def overview() -> Json:
                 "",
             ),
             (f"{processed(JOBS)} / on ({KEY}) batchjob_total_items{{{JOBS}}} {TEAM}", ""),
-            (f"batchjob_remaining_items{{{JOBS}}} {TEAM}", ""),
-            (f"batchjob_successful_items{{{JOBS}}} {TEAM}", ""),
-            (f"batchjob_error_items{{{JOBS}}} {TEAM}", ""),
-            (f"batchjob_duration_seconds{{{JOBS}}} {TEAM}", ""),
+            (per_job(f"batchjob_remaining_items{{{JOBS}}} {TEAM}"), ""),
+            (per_job(f"batchjob_successful_items{{{JOBS}}} {TEAM}"), ""),
+            (per_job(f"batchjob_error_items{{{JOBS}}} {TEAM}"), ""),
+            (per_job(f"batchjob_duration_seconds{{{JOBS}}} {TEAM}"), ""),
             table=True,
         ),
         size=(24, 10),
@@ -681,7 +694,7 @@ def overview() -> Json:
             targets(
                 (
                     f"sort_desc({processed(JOBS)} / on ({KEY}) batchjob_total_items{{{JOBS}}} "
-                    f"{RUNNING.format(sel=JOBS)} {TEAM})",
+                    f"{running(JOBS)} {TEAM})",
                     label,
                 ),
                 instant=True,
@@ -695,8 +708,8 @@ def overview() -> Json:
             targets(
                 (
                     f"sort_desc({successful_plus_error(JOBS)} "
-                    f"unless on (source, job_id) batchjob_total_items "
-                    f"{RUNNING.format(sel=JOBS)} {TEAM})",
+                    f"unless on ({KEY}) batchjob_total_items "
+                    f"{running(JOBS)} {TEAM})",
                     label,
                 ),
                 instant=True,
@@ -753,7 +766,7 @@ def overview() -> Json:
             "(kept for finished_job_retention).",
             targets(
                 (
-                    f"sort_desc(batchjob_duration_seconds{{{JOBS}}} and on (source, job_id) "
+                    f"sort_desc(batchjob_duration_seconds{{{JOBS}}} and on ({KEY}) "
                     f'(batchjob_status{{{JOBS}, status=~"{FINISHED}"}} == 1) {TEAM})',
                     label,
                 ),
@@ -769,7 +782,7 @@ def overview() -> Json:
             targets(
                 (
                     f"sort_desc(topk(10, batchjob_duration_seconds{{{JOBS}}} "
-                    f"{RUNNING.format(sel=JOBS)} {TEAM}))",
+                    f"{running(JOBS)} {TEAM}))",
                     label,
                 ),
                 instant=True,
@@ -810,7 +823,7 @@ def overview() -> Json:
 def single_job() -> Json:
     """One job in detail: the drill-down target of the overview's jobs table."""
     job = 'source="$source", job_id="$job_id"'
-    running = RUNNING.format(sel=job)
+    only_running = running(job)
     panels = [
         stat(
             "Status",
@@ -841,7 +854,7 @@ def single_job() -> Json:
             targets(
                 (
                     f"batchjob_remaining_items{{{job}}} / "
-                    f"(-deriv(batchjob_remaining_items{{{job}}}[$window]) > 0) {running}",
+                    f"(-deriv(batchjob_remaining_items{{{job}}}[$window]) > 0) {only_running}",
                     "ETA",
                 )
             ),
@@ -1190,7 +1203,7 @@ def exporter_health() -> Json:
         query_variable(
             "instance",
             "Instance",
-            'label_values(batchjob_exporter_build_info{job=~"$job"}, instance)',
+            'label_values(up{job=~"$job"}, instance)',
             multi=True,
             all_value=None,
         ),

@@ -299,6 +299,22 @@ def test_every_panel_query_parses(promtool: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_per_job_joins_match_on_the_whole_job_key() -> None:
+    """Every ``on (...)`` that names job_id also names job, instance and source.
+
+    Two exporters may watch jobs with the same source name and ID; a join on fewer
+    labels would let one hide (or borrow the values of) the other.
+    """
+    exprs = [expr for board in load_dashboards().values() for _, expr in panel_queries(board)]
+    exprs += [rule["expr"] for rule in alert_rules()]
+    joins = [m for e in exprs for m in re.findall(r"\bon\s*\(([^)]*)\)", e)]
+    assert joins
+    for join in joins:
+        labels = {label.strip() for label in join.split(",")}
+        if "job_id" in labels:
+            assert labels == {"job", "instance", "source", "job_id"}, join
+
+
 def test_substitute_knows_every_variable_form() -> None:
     """$var, ${var}, ${var:fmt}, [[var]] and Grafana's $__ variables are all replaced."""
     text = 'a{x=~"$src"}[$__rate_interval] ${src} ${src:regex} [[src]] $srcx'
