@@ -6,16 +6,19 @@ One module-scoped stack serves every test here:
   finished, failed, stalled and error-heavy jobs of all three APIs; a second one
   that answers every request with 429 (``Retry-After: 1``);
 - the exporter (``python -m exporter``) polling both every second, plus a source on a
-  closed port (unreachable) and job IDs that do not exist (``not_found``);
+  closed port (unreachable) and job IDs that do not exist (``not_found``); once it
+  runs, its config file is broken and ``POST /-/reload`` refused, so the config
+  reload gauge reads 0;
 - Prometheus (Debian's ``prometheus``) scraping the exporter, and the same closed
   port as a down target, every second, and evaluating a copy of
-  ``prometheus/alerts.yaml`` whose ``for:`` durations are all cut to 1s.
+  ``prometheus/alerts.yaml`` whose ``for:`` durations are cut to seconds.
 
-Then every panel query of every dashboard (template variables filled from the
-variables' own ``label_values`` queries) and every rule expression runs through
-Prometheus' query API and must succeed and return data, except for the few
-listed in :data:`RULES_WITHOUT_DATA`; a job is failed through the simulator and
-the BatchJobFailed alert must fire in Prometheus' ``/api/v1/alerts``.
+Then every panel query of every dashboard, with its template variables filled in
+from the variables' own ``label_values`` queries, runs through Prometheus' query
+API: each must be valid, and each must return data.  Every alert must fire for
+exactly the jobs, sources and targets of the scenario that it is about, and for
+nothing else; a job failed through the simulator makes BatchJobFailed pending,
+then firing.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -49,9 +53,9 @@ from tests.test_dashboards import (
     grafana_regex_escape,
     label_values,
     load_dashboards,
-    panel_queries,
     substitute,
     variables,
+    walk_panels,
 )
 
 pytestmark = pytest.mark.e2e
@@ -59,17 +63,14 @@ pytestmark = pytest.mark.e2e
 SCRAPE_JOB = "batch-job-exporter"  # the job name alerts.yaml's BatchJobExporterDown selects
 START_TIMEOUT = 20.0  # each process, until it answers
 SCENARIO_TIMEOUT = 40.0  # until every job state the queries need is on /metrics
-DATA_TIMEOUT = 40.0  # until every query returns data (rates need a few scrapes)
-ALERT_TIMEOUT = 60.0  # until the failed-job alert fires
-SHORT_FOR = "1s"  # every rule's `for:` in the copy Prometheus evaluates
-
-# Rules whose condition the scenario cannot produce: instead of the rule's expression,
-# its probe (the same series, without the condition) must return data.
-RULES_WITHOUT_DATA = {
-    # The exporter loads its config once, at start; nothing can make that load fail
-    # while it keeps running.
-    "BatchJobExporterConfigReloadFailed": "batchjob_exporter_config_last_reload_successful",
-}
+DATA_TIMEOUT = 30.0  # until every query returns data (rates need a few scrapes)
+ALERT_TIMEOUT = 30.0  # until the alerts of the scenario fire
+RANGE_SECONDS = 120  # range queries (time series panels) cover the last two minutes
+# Every rule's `for:` in the copy Prometheus evaluates, so alerts fire in seconds.
+# BatchJobFailed waits long enough to be seen pending first (alerts are read every 0.2 s).
+SHORT_FOR = "1s"
+FOR_IN_TEST = {"BatchJobFailed": "2s"}
+WORKERS = 8  # queries sent to Prometheus at once
 
 EVO, FS, TD = "evocalize_batch_report", "batch_import_job", "report_job"
 BIG = 1_000_000  # items: a job that runs for the whole test
@@ -85,7 +86,10 @@ JOBS: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
     (TD, "td-running", {"total": BIG, "rate": 1, "name": "Daily calls"}, {}),
     (TD, "td-done", {"total": 1, "rate": 100, "name": "Weekly calls"}, {}),
 ]
-MISSING = {FS: "fs-missing", TD: "td-missing"}  # never created: the vendor answers 404
+SOURCES = {EVO: "evocalize", FS: "fullstory", TD: "talkdesk"}
+# Never created: the vendor answers 404.  (An unknown Evocalize report is left out: the
+# exporter does not reach not_found for it yet, see the report on the poller.)
+MISSING = {FS: "fs-missing", TD: "td-missing"}
 RATE_LIMITED_JOB = "rl-job"  # on the second simulator, which answers 429 to everything
 UNREACHABLE_JOB = "down-job"  # on a closed port
 JOB_TO_FAIL = (FS, "fullstory", "fs-to-fail")  # (api, source, id)
@@ -93,12 +97,16 @@ JOB_TO_FAIL = (FS, "fullstory", "fs-to-fail")  # (api, source, id)
 # Lines of the exporter's /metrics that show the scenario has reached every state.
 SCENARIO_READY = (
     'batchjob_status{source="fullstory",job_id="fs-missing",status="not_found"} 1',
+    'batchjob_status{source="talkdesk",job_id="td-missing",status="not_found"} 1',
     'batchjob_status{source="fullstory",job_id="fs-failed",status="failed"} 1',
     'batchjob_status{source="talkdesk",job_id="td-done",status="completed"} 1',
     'batchjob_errors_by_code{source="evocalize",job_id="evo-finished"',
     'batchjob_exporter_rate_limited_total{source="ratelimited"}',
     'batchjob_exporter_api_requests_total{code="connection_error",source="unreachable"}',
+    "batchjob_exporter_config_last_reload_successful 0.0",
 )
+# What identifies a job across scrape targets: the rows of the jobs table, the alerts.
+JOB_KEY = ("job", "instance", "source", "job_id")
 
 
 # -- HTTP and processes ------------------------------------------------------------------------
@@ -128,7 +136,11 @@ def send_json(method: str, url: str, payload: object) -> None:
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on (bound and released)."""
+    """A loopback port nothing listens on (bound and released).
+
+    Only for what cannot report a port it chose itself: Prometheus, and the closed
+    port that stands for an unreachable vendor and a down target.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -143,11 +155,15 @@ class Processes:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     files: list[IO[bytes]] = field(default_factory=list)
 
+    def log(self, name: str) -> Path:
+        """The file ``name``'s stderr goes to."""
+        return self.log_dir / f"{name}.log"
+
     def start(
         self, name: str, args: list[str], *, stdout_pipe: bool = False
     ) -> subprocess.Popen[bytes]:
-        """Start ``args`` with stderr (and stdout unless piped) to ``<log_dir>/<name>.log``."""
-        log = (self.log_dir / f"{name}.log").open("wb")
+        """Start ``args`` with stderr (and stdout unless piped) to :meth:`log`."""
+        log = self.log(name).open("wb")
         self.files.append(log)
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and Debian's prometheus
             args,
@@ -208,21 +224,56 @@ def answers_200(url: str) -> Callable[[], bool]:
     return lambda: request("GET", url)[0] == 200
 
 
-def start_simulator(procs: Processes, name: str) -> str:
-    """Start a simulator on a free loopback port; its root URL."""
-    proc = procs.start(
-        name,
-        [sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0"],
-        stdout_pipe=True,
+def start_simulators(procs: Processes, *names: str) -> list[str]:
+    """Start simulators on port 0, all at once; their root URLs, read from the line each prints."""
+    started = [
+        (
+            name,
+            procs.start(
+                name,
+                [sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0"],
+                stdout_pipe=True,
+            ),
+        )
+        for name in names
+    ]
+    urls = []
+    deadline = time.monotonic() + START_TIMEOUT
+    for name, proc in started:
+        assert proc.stdout is not None
+        left = max(deadline - time.monotonic(), 0.0)
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        line = proc.stdout.readline().decode() if ready else ""
+        match = re.fullmatch(r"simulator listening on (http://127\.0\.0\.1:\d+/)\n", line)
+        if match is None:
+            procs.check_alive()
+            pytest.fail(f"{name} did not start: {line!r}\n{procs.tails()}")
+        urls.append(match[1])
+    return urls
+
+
+def start_exporter(procs: Processes, config: Path) -> str:
+    """Start the exporter on port 0; its root URL, read from its log."""
+    procs.start(
+        "exporter",
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--config.file={config}",
+            "--web.listen-address=127.0.0.1:0",
+        ],
     )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT)
-    line = proc.stdout.readline().decode() if ready else ""
-    match = re.fullmatch(r"simulator listening on (http://127\.0\.0\.1:\d+/)\n", line)
-    if match is None:
-        procs.check_alive()
-        pytest.fail(f"{name} did not start: {line!r}\n{procs.tails()}")
-    return match[1]
+    found: list[str] = []
+
+    def serving() -> bool:
+        match = re.search(r"serving /metrics on port (\d+)", procs.log("exporter").read_text())
+        if match:
+            found.append(match[1])
+        return match is not None
+
+    wait_for("the exporter to listen", serving, START_TIMEOUT, procs)
+    return f"http://127.0.0.1:{found[0]}/"
 
 
 # -- Prometheus' API ---------------------------------------------------------------------------
@@ -241,14 +292,30 @@ def api(prometheus: str, path: str, params: dict[str, str] | None = None) -> Jso
     return answer
 
 
-def query(prometheus: str, expr: str) -> list[Json]:
-    """Run an instant query; its result. A query Prometheus rejects fails the test."""
-    answer = api(prometheus, "api/v1/query", {"query": expr})
+def query(prometheus: str, expr: str, *, at: float | None = None) -> list[Json]:
+    """Run an instant query (now, or at ``at``); its result. A rejected query fails the test."""
+    params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+    answer = api(prometheus, "api/v1/query", params)
     assert answer["status"] == "success", f"{answer.get('error')}\n  in: {expr}"
     data = answer["data"]
     if data["resultType"] in ("scalar", "string"):
         return [{"value": data["result"]}]
     result: list[Json] = data["result"]
+    return result
+
+
+def query_range(prometheus: str, expr: str) -> list[Json]:
+    """Run a range query over the last :data:`RANGE_SECONDS`, as a time series panel does."""
+    end = time.time()
+    params = {
+        "query": expr,
+        "start": f"{end - RANGE_SECONDS:.3f}",
+        "end": f"{end:.3f}",
+        "step": "2",
+    }
+    answer = api(prometheus, "api/v1/query_range", params)
+    assert answer["status"] == "success", f"{answer.get('error')}\n  in: {expr}"
+    result: list[Json] = answer["data"]["result"]
     return result
 
 
@@ -263,12 +330,15 @@ def alerts(prometheus: str) -> list[Json]:
 
 @dataclass(frozen=True)
 class Stack:
-    """URLs of the running stack (all end with a slash)."""
+    """URLs of the running stack (all end with a slash) and the scrape targets' instances."""
 
     sim: str
     exporter: str
     prometheus: str
     procs: Processes
+    exporter_instance: str  # the exporter's `instance` label
+    dead_instance: str  # the target on a closed port
+    failed_by_test: set[str] = field(default_factory=set)  # job IDs failed through the sim
 
 
 def exporter_config(sim: str, sim2: str, dead_port: int) -> Json:
@@ -294,21 +364,21 @@ def exporter_config(sim: str, sim2: str, dead_port: int) -> Json:
         "global": {"poll_interval": "1s", "request_timeout": "2s", "finished_job_retention": "1h"},
         "sources": [
             {
-                "name": "evocalize",
+                "name": SOURCES[EVO],
                 "api": EVO,
                 "base_url": sim + "evocalize/",
                 "http_headers": evo_headers,
                 "jobs": jobs(EVO),
             },
             {
-                "name": "fullstory",
+                "name": SOURCES[FS],
                 "api": FS,
                 "base_url": sim + "fullstory/",
                 "authorization": fs_auth,
                 "jobs": jobs(FS),
             },
             {
-                "name": "talkdesk",
+                "name": SOURCES[TD],
                 "api": TD,
                 "base_url": sim + "talkdesk/",
                 "report_type": "calls",
@@ -338,11 +408,18 @@ def exporter_config(sim: str, sim2: str, dead_port: int) -> Json:
     }
 
 
-def short_rules(text: str) -> str:
-    """alerts.yaml with every ``for:`` cut to :data:`SHORT_FOR`, so alerts fire in seconds."""
-    shortened, count = re.subn(r"(?m)^(\s+for:\s*)\S+\s*$", rf"\g<1>{SHORT_FOR}", text)
-    assert count == len(alert_rules())
-    return shortened
+def rules_for_test(text: str) -> str:
+    """alerts.yaml with every ``for:`` cut to seconds (:data:`FOR_IN_TEST`, :data:`SHORT_FOR`)."""
+    doc = yaml.safe_load(text)
+    changed = 0
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                rule["for"] = FOR_IN_TEST.get(rule["alert"], SHORT_FOR)
+                changed += 1
+    assert changed == len(alert_rules())
+    assert set(FOR_IN_TEST) <= {rule["alert"] for rule in alert_rules()}
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 @pytest.fixture(scope="module")
@@ -354,8 +431,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e")
     procs = Processes(tmp)
     try:
-        sim = start_simulator(procs, "simulator")
-        sim2 = start_simulator(procs, "simulator-ratelimited")
+        sim, sim2 = start_simulators(procs, "simulator", "simulator-ratelimited")
         for api_name, job_id, kwargs, _ in JOBS:
             send_json("POST", sim + "_sim/jobs", {"api": api_name, "id": job_id, **kwargs})
         send_json("POST", sim2 + "_sim/jobs", {"api": EVO, "id": RATE_LIMITED_JOB})
@@ -364,22 +440,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         dead_port = free_port()
         config = tmp / "exporter.yaml"
         config.write_text(yaml.safe_dump(exporter_config(sim, sim2, dead_port)))
-        exporter_port = free_port()
-        exporter = f"http://127.0.0.1:{exporter_port}/"
-        procs.start(
-            "exporter",
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                f"--config.file={config}",
-                f"--web.listen-address=127.0.0.1:{exporter_port}",
-            ],
-        )
-        wait_for("the exporter's /readyz", answers_200(exporter + "readyz"), START_TIMEOUT, procs)
+        exporter = start_exporter(procs, config)
+        exporter_instance = urlsplit(exporter).netloc
 
         rules = tmp / "alerts.yaml"
-        rules.write_text(short_rules(ALERTS.read_text(encoding="utf-8")))
+        rules.write_text(rules_for_test(ALERTS.read_text(encoding="utf-8")))
         prom_config = {
             "global": {
                 "scrape_interval": "1s",
@@ -390,9 +455,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "scrape_configs": [
                 {
                     "job_name": SCRAPE_JOB,
-                    "static_configs": [
-                        {"targets": [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{dead_port}"]}
-                    ],
+                    "static_configs": [{"targets": [exporter_instance, f"127.0.0.1:{dead_port}"]}],
                 }
             ],
         }
@@ -410,6 +473,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "--log.level=warn",
             ],
         )
+
+        # A config that does not validate: the exporter refuses it and keeps running.
+        wait_for("the exporter's /readyz", answers_200(exporter + "readyz"), START_TIMEOUT, procs)
+        config.write_text("global:\n  poll_interval: 3x\nsources: []\n")
+        status, answer = request("POST", exporter + "-/reload")
+        assert status == 500, answer
+
         wait_for("Prometheus' /-/ready", answers_200(prometheus + "-/ready"), START_TIMEOUT, procs)
 
         def scenario_ready() -> bool:
@@ -418,9 +488,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return status == 200 and all(line in text for line in SCENARIO_READY)
 
         wait_for("every job state on /metrics", scenario_ready, SCENARIO_TIMEOUT, procs)
-        # A few scrapes of that in Prometheus, so the variables' label_values find it.
+        # Two scrapes of the last state to arrive (a not_found takes three polls) in
+        # Prometheus: the variables' label_values find every job, rate() has two samples.
         scraped = (
-            f'count_over_time(batchjob_exporter_rate_limited_total{{job="{SCRAPE_JOB}"}}[1m]) >= 3'
+            f'count_over_time(batchjob_status{{job="{SCRAPE_JOB}", job_id="fs-missing", '
+            'status="not_found"}[1m]) >= 2'
         )
         wait_for(
             "Prometheus to scrape the scenario",
@@ -428,7 +500,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             SCENARIO_TIMEOUT,
             procs,
         )
-        yield Stack(sim, exporter, prometheus, procs)
+        yield Stack(sim, exporter, prometheus, procs, exporter_instance, f"127.0.0.1:{dead_port}")
     finally:
         procs.stop()
 
@@ -436,37 +508,157 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # -- filling in template variables -------------------------------------------------------------
 
 
-def variable_assignments(prometheus: str, board: Json) -> list[dict[str, str]]:
-    """Every combination of real values Grafana could give the dashboard's variables.
+def options(prometheus: str, var: Json, values: dict[str, str], *, required: bool) -> list[str]:
+    """The values a query variable offers, from its ``label_values`` run as Grafana runs it.
 
-    Multi-value variables take "All" (their ``allValue``, or every value as a regex
-    like Grafana builds it); single-value ones take each value in turn.  Values come
-    from the variables' own ``label_values`` queries, run as Grafana runs them.
+    With ``required``, it must offer at least one (a team filter on a source whose
+    jobs have no team label legitimately offers none).
     """
-    assignments: list[dict[str, str]] = [{}]
+    selector, label = label_values(substitute(var["definition"], values))
+    answer = api(prometheus, f"api/v1/label/{label}/values?{urlencode({'match[]': selector})}")
+    assert answer["status"] == "success", f"{var['name']}: {answer}"
+    found: list[str] = sorted(answer["data"])
+    assert found or not required, f"variable {var['name']} lists nothing: {selector}"
+    return found
+
+
+def assignments(prometheus: str, board: Json, pick: str | None = None) -> list[dict[str, str]]:
+    """Values Grafana could give the dashboard's variables, as it writes them into a query.
+
+    Multi-value variables take "All" (their ``allValue``, or every value as a regex as
+    Grafana builds it), except ``pick``, which takes each of its values alone
+    (regex-escaped, as Grafana does for multi-value variables); single-value variables
+    take each value in turn.  Later variables are listed with the earlier ones filled in.
+    """
+    done: list[dict[str, str]] = [{}]
     for var in variables(board):
         name = var["name"]
         grown: list[dict[str, str]] = []
-        for values in assignments:
+        for values in done:
             if var["type"] == "datasource":
                 grown.append({**values, name: "prometheus"})
             elif var["type"] == "custom":
                 grown.append({**values, name: var["current"]["value"]})
+            elif not var.get("multi"):
+                found = options(prometheus, var, values, required=True)
+                grown += [{**values, name: v} for v in found]
+            elif name == pick:
+                found = options(prometheus, var, values, required=True)
+                grown += [{**values, name: grafana_regex_escape(v)} for v in found]
             else:
-                selector, label = label_values(substitute(var["definition"], values))
-                answer = api(
-                    prometheus, f"api/v1/label/{label}/values?{urlencode({'match[]': selector})}"
+                found = options(prometheus, var, values, required=pick is None)
+                everything = "(" + "|".join(grafana_regex_escape(v) for v in found) + ")"
+                grown.append({**values, name: var.get("allValue") or everything})
+        done = grown
+    return done
+
+
+@dataclass
+class PanelQuery:
+    """One panel target and the expressions it becomes once its variables are filled in.
+
+    With every multi-value variable at All it must return data (for at least one value
+    of each single-value variable); with each value of each multi-value variable alone
+    it must be valid.
+    """
+
+    where: str
+    kind: str  # "range" or "instant", as the panel asks Prometheus
+    must_have_data: list[str]
+    must_be_valid: list[str]
+
+
+def panel_query_checks(prometheus: str) -> list[PanelQuery]:
+    """Every target of every dashboard, with its variables filled in."""
+    checks: list[PanelQuery] = []
+    for file_name, board in load_dashboards().items():
+        baseline = assignments(prometheus, board)
+        alone = [
+            values
+            for var in variables(board)
+            if var["type"] == "query" and var.get("multi")
+            for values in assignments(prometheus, board, pick=var["name"])
+        ]
+        for panel in walk_panels(board):
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                checks.append(
+                    PanelQuery(
+                        where=f"{file_name}: {panel['title']} / {target['refId']}",
+                        kind="range" if target.get("range") else "instant",
+                        must_have_data=sorted({substitute(expr, v) for v in baseline}),
+                        must_be_valid=sorted({substitute(expr, v) for v in alone}),
+                    )
                 )
-                assert answer["status"] == "success", f"{name}: {answer}"
-                found: list[str] = sorted(answer["data"])
-                assert found, f"variable {name} lists nothing: {selector}"
-                if var.get("includeAll"):
-                    everything = "|".join(grafana_regex_escape(v) for v in found)
-                    grown.append({**values, name: var.get("allValue") or f"({everything})"})
-                else:
-                    grown += [{**values, name: value} for value in found]
-        assignments = grown
-    return assignments
+    return checks
+
+
+def run(prometheus: str, kind: str, expr: str) -> list[Json]:
+    """Run a panel query the way its panel does: a range or an instant query."""
+    return query_range(prometheus, expr) if kind == "range" else query(prometheus, expr)
+
+
+# -- Grafana's table merge ---------------------------------------------------------------------
+
+
+def table_rows(result: list[Json], ref: str, at: float) -> list[dict[str, object]]:
+    """An instant query's result as Grafana's table format, one dict per row.
+
+    The columns are Time, one per label (empty where a series lacks it), and
+    ``Value #<refId>``.
+    """
+    labels = sorted({name for series in result for name in series["metric"]})
+    return [
+        {
+            "Time": at,
+            **{name: series["metric"].get(name, "") for name in labels},
+            f"Value #{ref}": float(series["value"][1]),
+        }
+        for series in result
+    ]
+
+
+def grafana_merge(frames: list[list[dict[str, object]]]) -> list[dict[str, object]]:
+    """Grafana's "merge" transformation (grafana-data transformers/merge.ts), on row dicts.
+
+    The key is the fields every non-empty frame has.  A row joins each earlier row of the
+    same key with which it agrees on every field both have; if there is none, it is a new
+    row.
+    """
+    frames = [frame for frame in frames if frame]
+    if len(frames) <= 1:
+        return [row for frame in frames for row in frame]
+    columns = [{name for row in frame for name in row} for frame in frames]
+    key_fields = sorted(set.intersection(*columns))
+    by_key: dict[tuple[object, ...], list[dict[str, object]]] = {}
+    order: list[tuple[tuple[object, ...], int]] = []
+    for frame in frames:
+        for row in frame:
+            key = tuple(row.get(name) for name in key_fields)
+            rows = by_key.setdefault(key, [])
+            merged = False
+            for i, existing in enumerate(rows):
+                if all(existing.get(k) in (None, v) for k, v in row.items()):
+                    rows[i] = {**existing, **row}
+                    merged = True
+            if not merged:
+                rows.append(dict(row))
+                order.append((key, len(rows) - 1))
+    return [by_key[key][i] for key, i in order]
+
+
+def test_grafana_merge_joins_rows_that_agree() -> None:
+    """The merge emulation joins rows on shared fields and keeps conflicting ones apart."""
+    a = [{"Time": 1, "job_id": "x", "status": "running", "Value #A": 1.0}]
+    b = [{"Time": 1, "job_id": "x", "Value #B": 0.5}, {"Time": 1, "job_id": "y", "Value #B": 1.0}]
+    c = [{"Time": 1, "job_id": "x", "__name__": "m1", "Value #C": 3.0}]
+    d = [{"Time": 1, "job_id": "x", "__name__": "m2", "Value #D": 4.0}]
+    assert grafana_merge([a, b, []]) == [
+        {"Time": 1, "job_id": "x", "status": "running", "Value #A": 1.0, "Value #B": 0.5},
+        {"Time": 1, "job_id": "y", "Value #B": 1.0},
+    ]
+    # Two frames that still carry different metric names cannot share a row.
+    assert len(grafana_merge([a, c, d])) == 2
 
 
 # -- the tests ---------------------------------------------------------------------------------
@@ -479,23 +671,31 @@ def test_live_exposition_passes_promtool_check_metrics(stack: Stack, promtool: s
     assert promtool_lint(promtool, page) == ""
 
 
-def test_every_dashboard_query_runs_and_returns_data(stack: Stack) -> None:
-    """Every panel query of every dashboard is valid PromQL and returns data."""
-    checks: list[tuple[str, list[str]]] = []
-    for file_name, board in load_dashboards().items():
-        assignments = variable_assignments(stack.prometheus, board)
-        for where, expr in panel_queries(board):
-            exprs = sorted({substitute(expr, values) for values in assignments})
-            checks.append((f"{file_name}: {where}", exprs))
-    assert len(checks) > 50
+def test_every_dashboard_query_is_valid_and_returns_data(stack: Stack) -> None:
+    """Every panel query is valid for every variable value and returns data with All."""
+    checks = panel_query_checks(stack.prometheus)
+    targets = sum(
+        len(p.get("targets", [])) for b in load_dashboards().values() for p in walk_panels(b)
+    )
+    assert len(checks) == targets
+    assert all(check.must_have_data for check in checks)
 
-    def has_data(exprs: list[str]) -> bool:
-        # Valid for every value of the variables (each is run), and data for at least one.
-        results = [query(stack.prometheus, e) for e in exprs]
-        return any(results)
+    def run_all(jobs: list[tuple[str, str]]) -> list[bool]:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            results = pool.map(lambda job: bool(run(stack.prometheus, *job)), jobs)
+            return list(results)
+
+    # Valid: Prometheus accepts every expression (run() fails the test on an error).
+    run_all(sorted({(c.kind, e) for c in checks for e in c.must_be_valid + c.must_have_data}))
 
     def without_data() -> list[str]:
-        return [f"{where}\n    {exprs[0]}" for where, exprs in checks if not has_data(exprs)]
+        jobs = [(c.kind, e) for c in checks for e in c.must_have_data]
+        has = dict(zip(jobs, run_all(jobs), strict=True))
+        return [
+            f"{c.where}\n    {c.must_have_data[0]}"
+            for c in checks
+            if not any(has[c.kind, e] for e in c.must_have_data)
+        ]
 
     deadline = time.monotonic() + DATA_TIMEOUT
     missing = without_data()
@@ -505,16 +705,51 @@ def test_every_dashboard_query_runs_and_returns_data(stack: Stack) -> None:
     assert not missing, "panel queries without data:\n" + "\n".join(missing)
 
 
-def test_every_rule_expression_runs_and_returns_data(stack: Stack) -> None:
+def test_jobs_table_has_one_row_per_job(stack: Stack) -> None:
+    """The overview's jobs table, merged as Grafana merges it, has exactly one row per job."""
+    board = load_dashboards()["batch-jobs-overview.json"]
+    (values,) = assignments(stack.prometheus, board)
+    tables = [
+        p
+        for p in walk_panels(board)
+        if any(t["id"] == "merge" for t in p.get("transformations", []))
+    ]
+    assert [p["title"] for p in tables] == ["Jobs"]
+    (panel,) = tables
+    at = time.time()
+    frames = [
+        table_rows(query(stack.prometheus, substitute(t["expr"], values), at=at), t["refId"], at)
+        for t in panel["targets"]
+    ]
+    rows = grafana_merge(frames)
+    jobs = {tuple(row[k] for k in JOB_KEY) for row in frames[0]}
+    assert len(jobs) >= len(JOBS) + len(MISSING)  # every job with a status
+    assert sorted(tuple(row.get(k) for k in JOB_KEY) for row in rows) == sorted(jobs)
+    running = next(r for r in rows if r["job_id"] == "evo-running")
+    # Status, progress, remaining, successful, errors and duration all in the one row.
+    assert {f"Value #{t['refId']}" for t in panel["targets"]} <= set(running)
+    assert running["team"] == "growth"
+
+
+def test_exporter_health_shows_a_down_target(stack: Stack) -> None:
+    """The health dashboard's Instance variable lists a down target and Exporter up shows 0."""
+    board = load_dashboards()["batch-job-exporter.json"]
+    (values,) = assignments(stack.prometheus, board)
+    panel = next(p for p in walk_panels(board) if p["title"] == "Exporter up")
+    (target,) = panel["targets"]
+    up = {
+        s["metric"]["instance"]: s["value"][1]
+        for s in query(stack.prometheus, substitute(target["expr"], values))
+    }
+    assert up == {stack.exporter_instance: "1", stack.dead_instance: "0"}
+
+
+def test_every_rule_expression_runs_and_prometheus_evaluates_it(stack: Stack) -> None:
     """Every alert expression is valid and returns data; Prometheus evaluates every rule cleanly."""
     rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
-    assert set(RULES_WITHOUT_DATA) <= set(rules)
-    checks = {name: RULES_WITHOUT_DATA.get(name, expr) for name, expr in rules.items()}
-    for expr in rules.values():
-        query(stack.prometheus, expr)  # valid even when it returns nothing
 
     def without_data() -> list[str]:
-        return [name for name, expr in checks.items() if not query(stack.prometheus, expr)]
+        return [name for name, expr in rules.items() if not query(stack.prometheus, expr)]
 
     deadline = time.monotonic() + DATA_TIMEOUT
     missing = without_data()
@@ -541,7 +776,60 @@ def test_every_rule_expression_runs_and_returns_data(stack: Stack) -> None:
     ] == []
 
 
-def test_failed_job_alert_fires_in_prometheus(stack: Stack) -> None:
+def alert_identity(labels: dict[str, str]) -> tuple[str, str, str, str]:
+    """What an alert is about: (alertname, source, job_id, instance), "" where absent."""
+    return (
+        labels["alertname"],
+        labels.get("source", ""),
+        labels.get("job_id", ""),
+        labels.get("instance", ""),
+    )
+
+
+def test_every_alert_fires_for_the_scenario_and_nothing_else(stack: Stack) -> None:
+    """Each alert fires for exactly the jobs, sources and targets it is about, no other."""
+    exp = stack.exporter_instance
+    expected = {
+        ("BatchJobFailed", "fullstory", "fs-failed", exp),
+        *(("BatchJobFailed", "fullstory", job_id, exp) for job_id in stack.failed_by_test),
+        ("BatchJobStalled", "evocalize", "evo-stalled", exp),
+        ("BatchJobErrorRatioHigh", "evocalize", "evo-errors", exp),
+        *(("BatchJobNotFound", SOURCES[api_], job_id, exp) for api_, job_id in MISSING.items()),
+        ("BatchJobSourceUnreachable", "unreachable", "", exp),
+        ("BatchJobSourceRateLimited", "ratelimited", "", exp),
+        ("BatchJobExporterDown", "", "", stack.dead_instance),
+        ("BatchJobExporterConfigReloadFailed", "", "", exp),
+    }
+    assert {name for name, *_ in expected} == {rule["alert"] for rule in alert_rules()}
+    seen: list[set[tuple[str, str, str, str]]] = [set()]
+
+    def firing() -> list[Json]:
+        return [a for a in alerts(stack.prometheus) if a["state"] == "firing"]
+
+    def as_expected() -> bool:
+        seen[0] = {alert_identity(a["labels"]) for a in firing()}
+        return seen[0] == expected
+
+    deadline = time.monotonic() + ALERT_TIMEOUT
+    while not as_expected() and time.monotonic() < deadline:
+        stack.procs.check_alive()
+        time.sleep(0.2)
+    assert seen[0] == expected, (
+        f"missing: {sorted(expected - seen[0])}\nunexpected: {sorted(seen[0] - expected)}"
+    )
+    for alert in firing():
+        labels, notes = alert["labels"], alert["annotations"]
+        assert labels["severity"] in {"critical", "warning"}, labels
+        assert notes["summary"], labels
+        for name in ("source", "job_id"):
+            if name in labels:
+                assert labels[name] in notes["summary"], (name, notes)
+                assert labels[name] in notes["description"], (name, notes)
+        if "source" not in labels:
+            assert labels["instance"] in notes["description"], notes
+
+
+def test_failed_job_alert_goes_pending_then_firing(stack: Stack) -> None:
     """Failing a running job in the simulator makes BatchJobFailed pending, then firing."""
     api_name, source, job_id = JOB_TO_FAIL
 
@@ -557,6 +845,7 @@ def test_failed_job_alert_fires_in_prometheus(stack: Stack) -> None:
     assert failed_alert() is None
 
     send_json("POST", stack.sim + f"_sim/jobs/{api_name}/{job_id}/finish", {"outcome": "failed"})
+    stack.failed_by_test.add(job_id)
     states: list[str] = []
 
     def firing() -> bool:
@@ -566,7 +855,7 @@ def test_failed_job_alert_fires_in_prometheus(stack: Stack) -> None:
         return alert is not None and alert["state"] == "firing"
 
     wait_for("BatchJobFailed to fire", firing, ALERT_TIMEOUT, stack.procs)
-    assert set(states) <= {"pending", "firing"}
+    assert states == ["pending", "firing"]
     alert = failed_alert()
     assert alert is not None
     assert alert["labels"]["source"] == source
