@@ -28,6 +28,7 @@ from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import MetricsServer
 from exporter.sources import SourcePool
+from exporter.storage import MemoryStore, StorageError, Store, from_entry
 from exporter.watchdir import DirWatcher
 from exporter.watchlist import Labels, Watchlist
 
@@ -59,9 +60,11 @@ class Exporter:
         rng: random.Random | None = None,
         max_jobs_per_source: int = 10_000,
         config_path: str | None = None,
+        store: Store | None = None,
     ) -> None:
         self.config = config
         self._config_path = config_path
+        self._store: Store = store or MemoryStore()
         self._listen = listen
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -102,6 +105,10 @@ class Exporter:
 
     async def _start(self) -> None:
         g = self.config.global_
+        # Entered first so it closes last: the final flush has the last polls' results.
+        store = await self._stack.enter_async_context(self._store)
+        self._watch_task(store.flush_task)
+        records = await store.load()
         pool = self._pool
         await pool.update(self.config)
         poller = Poller(
@@ -113,8 +120,16 @@ class Exporter:
         self._scheduler = await self._stack.enter_async_context(scheduler)
         self._watch_task(scheduler.loop_task)
         self.watchlist.scheduler = scheduler
+        for key in self.watchlist.restore(records, self.config):
+            store.delete(*key)
+        restored = len(self.table)
+        # Wired after the restore, which would otherwise write every job straight back.
+        self.table.on_change = lambda entry: store.put(from_entry(entry))
+        self.table.on_remove = lambda key: store.delete(*key)
         self.watchlist.sync_config(self.config)
         await self._watch_dir(g.watch_dir)
+        dir_jobs = self._dir_watcher.jobs if self._dir_watcher is not None else {}
+        self.watchlist.prune("dir", dir_jobs)  # restored from files that are gone
         self._reloaded(ok=True)
         self.stats.sample_process()
         tick = asyncio.create_task(self._tick(), name="housekeeping")
@@ -141,10 +156,12 @@ class Exporter:
         await self._stack.enter_async_context(self._server)
         self._ready = True
         LOG.info(
-            "serving /metrics on port %d: %d sources, %d jobs",
+            "serving /metrics on port %d: %d sources, %d jobs (%d restored); state: %s",
             self.port,
             len(self.config.sources),
             len(self.table),
+            restored,
+            store.description,
         )
 
     async def close(self) -> None:
@@ -157,8 +174,12 @@ class Exporter:
         if self._dir_watcher is not None:
             await self._dir_watcher.close()
             self._dir_watcher = None
-        await self._stack.aclose()
-        await self._pool.close()
+        try:
+            await self._stack.aclose()
+        except StorageError as exc:  # the store logged its own failure when it happened
+            LOG.error("state store: %s", exc)
+        finally:
+            await self._pool.close()
         self._scheduler = self._server = self._reloader = self.watchlist.scheduler = None
 
     async def drain(self, within: float) -> None:

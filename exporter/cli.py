@@ -15,6 +15,7 @@ from exporter.api import JobsApiServer
 from exporter.apis import REGISTRY
 from exporter.app import Exporter, Listen
 from exporter.config import Config, ConfigError, load_config
+from exporter.storage import MemoryStore, SqliteStore, StorageError, Store
 
 LOG = logging.getLogger("exporter")
 
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="refuse registrations beyond this many jobs per source (default 10000)",
     )
+    p.add_argument(
+        "--storage.path",
+        dest="storage_path",
+        metavar="PATH",
+        help="keep job state in this SQLite file across restarts (default: memory only)",
+    )
     p.add_argument("--log.level", dest="log_level", choices=list(logs.LEVELS), default="info")
     p.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt")
     p.add_argument("--check-config", action="store_true", help="validate the config file and exit")
@@ -115,11 +122,17 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if config is None:
             config = await _start_demo(stack)
+        if args.storage_path is None:
+            store: Store = MemoryStore()
+            LOG.info("no --storage.path: job state is kept in memory only and lost on restart")
+        else:
+            store = SqliteStore(args.storage_path)
         exporter = Exporter(
             config,
             listen=listen,
             max_jobs_per_source=args.api_max_jobs,
             config_path=args.config_file,
+            store=store,
         )
         try:
             await stack.enter_async_context(exporter)
@@ -133,6 +146,9 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
                 )
                 await stack.enter_async_context(api)
                 LOG.info("registration API on port %d", api.port)
+        except StorageError as exc:
+            LOG.error("cannot use the state file: %s", exc)
+            return 1
         except OSError as exc:
             LOG.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, exc.strerror)
             return 1

@@ -10,12 +10,13 @@ config takes over a job that was registered before it was configured.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from exporter.config import Config
 from exporter.metrics import JobEntry, JobKey, JobTable
 from exporter.poller import SourceRuntime
 from exporter.scheduler import Scheduler
+from exporter.storage import JobRecord
 
 Labels = tuple[tuple[str, str], ...]
 # A job registered at run time is polled within this long, jittered, so an app
@@ -142,3 +143,38 @@ class Watchlist:
             kind = origin(entry)
             if entry.key[0] in self._runtimes and kind != "config":
                 self.watch(*entry.key, entry.labels[1:], origin=kind)
+
+    def restore(self, records: Iterable[JobRecord], config: Config) -> list[JobKey]:
+        """Put back jobs saved before a restart; the keys of records too stale to use.
+
+        A record is stale when its source is gone, its source's API changed, or
+        it came from the config and the config no longer lists it.  Finished
+        jobs come back with their final values and are not polled again.
+        """
+        scheduler = self._running()
+        configured = {(src.name, job.id) for src in config.sources for job in src.jobs}
+        stale: list[JobKey] = []
+        for r in records:
+            key = (r.source, r.job_id)
+            src = self._runtimes.get(r.source)
+            if (
+                src is None
+                or src.spec.name != r.api
+                or (r.origin == "config" and key not in configured)
+            ):
+                stale.append(key)
+                continue
+            entry = self._table.add(key, r.api, (("origin", r.origin), *r.labels))
+            entry.first_seen, entry.seen_finished = r.first_seen, r.seen_finished
+            entry.snapshot, entry.errors_by_code = r.snapshot, r.errors_by_code
+            entry.poll_success, entry.last_success = r.poll_success, r.last_success
+            entry.expires_at = r.expires_at
+            self._table.refresh(key)
+            if not entry.finished:
+                scheduler.schedule(key, self._rng.random() * src.interval)
+        return stale
+
+    def prune(self, kind: str, keep: Collection[JobKey]) -> None:
+        """Unwatch jobs of origin ``kind`` not in ``keep`` (restored dir jobs whose file went)."""
+        for entry in [e for e in self._table if origin(e) == kind and e.key not in keep]:
+            self.unwatch(*entry.key)

@@ -14,6 +14,7 @@ from exporter.app import Exporter, Listen
 from exporter.clock import FakeClock
 from exporter.config import parse_config
 from exporter.simulator import Simulator
+from exporter.storage import Store
 from tests.conftest import settle
 
 EVO, FS, TD = "evocalize_batch_report", "batch_import_job", "report_job"
@@ -63,7 +64,12 @@ class Harness:
         self.exporter: Exporter | None = None
 
     async def start(
-        self, sources: str, global_: str = "", max_jobs: int = 10_000, path: Path | None = None
+        self,
+        sources: str,
+        global_: str = "",
+        max_jobs: int = 10_000,
+        path: Path | None = None,
+        store: Store | None = None,
     ) -> Exporter:
         """Start an exporter on ``sources`` (YAML source blocks) with a 10 s interval.
 
@@ -80,6 +86,7 @@ class Harness:
             rng=random.Random(7),
             max_jobs_per_source=max_jobs,
             config_path=None if path is None else str(path),
+            store=store,
         )
         await self.exporter.start()
         return self.exporter

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.harness import FS, Harness, source_yaml, until
+from exporter.model import Snapshot, Status
+from exporter.storage import JobRecord, MemoryStore
+from tests.harness import EVO, FS, Harness, source_yaml, until
 
 MakeHarness = Callable[..., Awaitable[Harness]]
 
@@ -99,3 +101,80 @@ async def test_dir_takes_back_a_job_the_config_dropped(
     assert await exporter.reload("test") is None
     await h.advance(3)
     await until(lambda: origins(h) == {("fs", "both"): "dir"}, "the dir to take the job back")
+
+
+def record(source: str, job_id: str, api: str, origin: str, **state: object) -> JobRecord:
+    """A saved job as a previous run would have left it."""
+    fields: dict[str, object] = {
+        "labels": (),
+        "first_seen": None,
+        "seen_finished": None,
+        "snapshot": None,
+        "errors_by_code": None,
+        "poll_success": None,
+        "last_success": None,
+        "expires_at": None,
+    }
+    fields.update(state)
+    return JobRecord(source, job_id, api, origin, **fields)  # type: ignore[arg-type]
+
+
+class SavedStore(MemoryStore):
+    """A store that hands back fixed records and remembers deletions."""
+
+    def __init__(self, records: list[JobRecord]) -> None:
+        super().__init__()
+        self.records = records
+        self.deleted: list[tuple[str, str]] = []
+
+    async def load(self) -> list[JobRecord]:
+        """The fixed records."""
+        return self.records
+
+    def delete(self, source: str, job_id: str) -> None:
+        """Remember a deletion."""
+        self.deleted.append((source, job_id))
+
+
+async def test_restore_drops_stale_records_and_keeps_finished_jobs_unpolled(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Records of gone sources, changed APIs, unlisted config jobs and gone dir files go."""
+    h = await make_harness()
+    h.sim.add_job(FS, "run", total=10_000, rate=1)
+    h.sim.add_job(EVO, "run", total=10_000, rate=1)
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    now = h.clock.time()
+    done = Snapshot(Status.COMPLETED, "COMPLETED", successful_items=5, error_items=1)
+    store = SavedStore(
+        [
+            record("fs", "run", FS, "config", first_seen=now - 100),
+            record("evo", "run", EVO, "config", first_seen=now - 100),
+            record("fs", "done", FS, "api", snapshot=done, last_success=now - 5,
+                   poll_success=True, expires_at=now + 30),
+            record("fs", "unlisted", FS, "config"),
+            record("gone", "x", FS, "api"),
+            record("fs", "other-api", EVO, "api"),
+            record("fs", "dir-gone", FS, "dir"),
+        ]
+    )  # fmt: skip
+    sources = source_yaml(h.sim, FS, "fs", ["run"]) + source_yaml(h.sim, EVO, "evo", ["run"])
+    await h.start(sources, global_=f"  watch_dir: '{watch}'\n", store=store)
+    assert origins(h) == {
+        ("fs", "run"): "config",
+        ("evo", "run"): "config",
+        ("fs", "done"): "api",
+    }
+    assert set(store.deleted) >= {("fs", "unlisted"), ("gone", "x"), ("fs", "other-api")}
+    assert ("fs", "dir-gone") in store.deleted  # pruned: its file is gone
+    await h.advance(10)
+    assert h.value("batchjob_successful_items", source="fs", job_id="done") == 5
+    assert not [r for r in h.sim.requests if r.job_id == "done"]
+    # Evocalize gives no times: the duration counts from the restored first sighting.
+    duration = h.value("batchjob_duration_seconds", source="evo", job_id="run")
+    assert duration is not None
+    assert duration >= 100
+    await h.advance(30)
+    assert ("fs", "done") not in origins(h)
+    assert store.deleted[-1] == ("fs", "done")
