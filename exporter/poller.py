@@ -42,6 +42,10 @@ class PollStats(Protocol):
         """Count a 429/503 answer."""
         ...
 
+    def rate_limit_wait(self, source: str, seconds: float) -> None:
+        """Count seconds a rate-limit answer added to the source's closed window."""
+        ...
+
     def poll_failed(self, source: str, reason: str) -> None:
         """Count a failed poll by reason."""
         ...
@@ -139,7 +143,13 @@ class Poller:
             detail = error_detail(resp) or f"HTTP {resp.status}"
             LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
             raise PollFailed("unexpected_status")
-        if snap.status.finished and src.spec.parse_errors_page is not None:
+        # A job the vendor does not know has no errors to read: its errors endpoint is a
+        # 404 too, and treating that as a failed poll would keep it from not_found forever.
+        if (
+            snap.status.finished
+            and snap.status is not Status.NOT_FOUND
+            and src.spec.parse_errors_page is not None
+        ):
             counts = await self._read_errors(src, job_id)
             if key not in self._table:
                 return None
@@ -242,7 +252,10 @@ class Poller:
             LOG.warning("source %s: HTTP 503; backing off %.1fs", name, window)
             raise PollFailed("server_error", self._after(src, window))
         self._stats.rate_limited(name)
+        closed_before = src.gate.closed_for(now)
         window = src.gate.retry_after(now, retry_after)
+        # Only what this answer adds: concurrent 429s share one window, counted once.
+        self._stats.rate_limit_wait(name, src.gate.closed_for(now) - closed_before)
         LOG.warning(
             "source %s: rate limited (HTTP %d); no requests for %.1fs", name, resp.status, window
         )

@@ -42,6 +42,13 @@ class SelfMetrics:
             ["source"],
             registry=registry,
         )
+        self._rate_limited_seconds = Counter(
+            "batchjob_exporter_rate_limited_seconds",
+            "Seconds a source was closed to requests by rate-limit answers (Retry-After, or a "
+            "backoff without it), counted when each window opens; overlaps count once.",
+            ["source"],
+            registry=registry,
+        )
         self._poll_failures = Counter(
             "batchjob_exporter_poll_failures",
             "Polls that failed, by reason (timeout, invalid_json, rate_limited, ...).",
@@ -76,6 +83,10 @@ class SelfMetrics:
     def rate_limited(self, source: str) -> None:
         """Count one rate-limit answer."""
         self._rate_limited.labels(source).inc()
+
+    def rate_limit_wait(self, source: str, seconds: float) -> None:
+        """Count the seconds a rate-limit answer closed the source beyond any window in force."""
+        self._rate_limited_seconds.labels(source).inc(seconds)
 
     def poll_failed(self, source: str, reason: str) -> None:
         """Count one failed poll."""

@@ -109,6 +109,18 @@ async def test_not_found_after_three_404s_then_no_more_polls(make_harness: MakeH
     assert len(h.requests(FS)) == polls
 
 
+async def test_an_unknown_evocalize_report_is_not_found(make_harness: MakeHarness) -> None:
+    """An API with an errors endpoint reaches not_found too, without asking for errors."""
+    h = await make_harness()
+    await h.start(source_yaml(h.sim, EVO, "evo", ["ghost"]))
+    await h.advance(30)
+    assert h.status("evo", "ghost") == "not_found"
+    assert h.value("batchjob_poll_success", source="evo", job_id="ghost") == 1
+    assert [r.raw_path.rsplit("/", 1)[-1] for r in h.sim.requests] == ["ghost"] * 3
+    await h.advance(50, step=5)
+    assert len(h.requests(EVO)) == 3
+
+
 async def test_a_job_that_appears_late_is_not_declared_missing(make_harness: MakeHarness) -> None:
     """Two 404s followed by a good answer reset the count: the job is simply running."""
     h = await make_harness()

@@ -49,6 +49,26 @@ async def test_no_request_inside_the_retry_after_window(
     assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="rate_limited")
 
 
+async def test_time_under_retry_after_is_counted(make_harness: MakeHarness) -> None:
+    """The seconds the source stays closed by Retry-After windows are counted, no more."""
+    h = await make_harness()
+    await start_fs(h, 3)
+    await h.advance(10)
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="fs") is None
+    h.sim.set_fault(FS, Fault("rate_limit", retry_after="30", count=3))
+    await h.advance(120)
+    limited = sorted(r.time for r in h.sim.requests if r.status == 429)
+    assert len(limited) == 3
+    # Each 429 closed the source until its time + 30 s: the length of the windows' union.
+    expected, end = 0.0, float("-inf")
+    for start in limited:
+        expected += start + 30 - max(start, end)
+        end = start + 30
+    assert expected == 90
+    seconds = h.value("batchjob_exporter_rate_limited_seconds_total", source="fs")
+    assert seconds == pytest.approx(expected)
+
+
 async def test_503_with_retry_after_is_a_rate_limit_and_without_it_a_backoff(
     make_harness: MakeHarness,
 ) -> None:
