@@ -149,6 +149,9 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
         except StorageError as exc:
             LOG.error("cannot use the state file: %s", exc)
             return 1
+        except ConfigError as exc:
+            LOG.error("invalid configuration: %s", "; ".join(exc.problems))
+            return 1
         except OSError as exc:
             LOG.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, exc.strerror)
             return 1

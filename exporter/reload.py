@@ -95,6 +95,7 @@ class Reloader:
             try:
                 # Reading the file and its secret files is blocking I/O: off the loop.
                 config = await asyncio.to_thread(self._load, self.path)
+                await self._apply(config)  # raises ConfigError, changing nothing, if unusable
             except ConfigError as exc:
                 self._outcome(False)
                 LOG.error(
@@ -103,7 +104,6 @@ class Reloader:
                     "; ".join(exc.problems),
                 )
                 return str(exc)
-            await self._apply(config)
             self._outcome(True)
             jobs = sum(len(s.jobs) for s in config.sources)
             LOG.info("config reloaded (%s): %d sources, %d jobs", why, len(config.sources), jobs)

@@ -18,7 +18,7 @@ import random
 from exporter.apis import REGISTRY
 from exporter.client import RequestStats, SourceClient
 from exporter.clock import Clock
-from exporter.config import Config, GlobalConfig, SourceConfig
+from exporter.config import Config, ConfigError, GlobalConfig, SourceConfig
 from exporter.politeness import Backoff, SourceGate
 from exporter.poller import SourceRuntime
 
@@ -44,27 +44,32 @@ class SourcePool:
         """Open, replace or close runtimes to match ``config``.
 
         Returns the names whose jobs must start over: sources removed, or whose
-        API changed (a job's state means nothing under another API).
+        API changed (a job's state means nothing under another API).  Raises
+        :class:`ConfigError`, changing nothing, when a source cannot be set up.
         """
         g = config.global_
-        self._grace = g.request_timeout + 1.0
         wanted = {src.name: src for src in config.sources}
+        # Every new client is built before anything changes, so a source that cannot be
+        # set up (a TLS file that does not load) refuses the whole config.
+        fresh: dict[str, tuple[SourceClient, tuple[object, ...]]] = {}
+        problems: list[str] = []
+        for name, src in wanted.items():
+            settings = _settings(src, g)
+            if name not in self.runtimes or self._settings[name] != settings:
+                try:
+                    fresh[name] = (self._client(src, g), settings)
+                except (OSError, ValueError) as exc:
+                    problems.append(f"sources: {name}: cannot set up its HTTP client: {exc}")
+        if problems:
+            raise ConfigError(problems)
+        self._grace = g.request_timeout + 1.0
         reset = {name for name in self.runtimes if name not in wanted}
         for name in reset:
             self._retire(self.runtimes.pop(name).client)
             del self._settings[name]
-        for name, src in wanted.items():
-            settings = _settings(src, g)
+        for name, (client, settings) in fresh.items():
+            src = wanted[name]
             old = self.runtimes.get(name)
-            if old is not None and self._settings[name] == settings:
-                continue
-            client = SourceClient(
-                src,
-                timeout=g.request_timeout,
-                max_connections=g.max_concurrency,
-                stats=self._stats,
-                monotonic=self._clock.monotonic,
-            )
             await client.__aenter__()
             gate = None
             if old is not None:
@@ -84,6 +89,15 @@ class SourcePool:
             self.runtimes[name] = SourceRuntime(REGISTRY[src.api], client, gate, src.poll_interval)
             self._settings[name] = settings
         return reset
+
+    def _client(self, src: SourceConfig, g: GlobalConfig) -> SourceClient:
+        return SourceClient(
+            src,
+            timeout=g.request_timeout,
+            max_connections=g.max_concurrency,
+            stats=self._stats,
+            monotonic=self._clock.monotonic,
+        )
 
     async def close(self) -> None:
         """Close every client, current and retiring; safe to call twice."""

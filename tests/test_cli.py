@@ -246,3 +246,21 @@ async def test_sighup_reloads_and_a_bad_config_is_refused(
     assert proc.returncode == 0
     assert b"c.yaml:2:" in err
     assert b"Traceback" not in err
+
+
+@pytest.mark.e2e
+async def test_a_ca_file_that_does_not_load_exits_1_with_one_line(
+    tmp_path: Path, spawned: list[asyncio.subprocess.Process]
+) -> None:
+    """A source whose TLS setup fails stops the start with its name, not a traceback."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD + f"    tls_config: {{ca_file: '{ca}'}}\n")
+    proc = await exporter_process(
+        spawned, f"--config.file={path}", f"--web.listen-address=127.0.0.1:{free_port()}"
+    )
+    err = await finish(proc)
+    assert proc.returncode == 1
+    assert b"fs: cannot set up its HTTP client" in err
+    assert b"Traceback" not in err

@@ -258,3 +258,25 @@ async def test_drain_lets_a_slow_poll_finish(make_harness: MakeHarness) -> None:
     await until(exporter.idle, "the slow poll to finish")
     await draining
     assert h.status("fs", "j1") == "running"
+
+
+async def test_a_source_that_cannot_be_set_up_refuses_the_reload(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """A CA file that does not load refuses the whole reload, changing nothing."""
+    h = await make_harness()
+    h.sim.add_job(FS, "j1", total=10_000, rate=1)
+    path = tmp_path / "config.yaml"
+    exporter = await h.start(source_yaml(h.sim, FS, "fs", ["j1"]), path=path)
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_text("not a certificate\n", encoding="utf-8")
+    tls = f"    tls_config: {{ca_file: '{bad_ca}'}}\n"
+    sources = source_yaml(h.sim, FS, "fs", ["j1", "j2"], extra=tls)
+    path.write_text(h.config_text(sources), encoding="utf-8")
+    problem = await exporter.reload("test")
+    assert problem is not None
+    assert "fs: cannot set up its HTTP client" in problem
+    assert h.value("batchjob_exporter_config_last_reload_successful") == 0
+    assert {j["id"] for j in exporter.watchlist.jobs()} == {"j1"}
+    await h.advance(10)
+    assert h.status("fs", "j1") == "running"
