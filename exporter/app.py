@@ -23,12 +23,13 @@ from exporter.config import Config, load_config
 from exporter.exposition import Page
 from exporter.metrics import JobKey, JobTable
 from exporter.poller import Poller
+from exporter.records import from_entry
 from exporter.reload import Reloader
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import MetricsServer
 from exporter.sources import SourcePool
-from exporter.storage import MemoryStore, StorageError, Store, from_entry
+from exporter.storage import MemoryStore, StorageError, Store
 from exporter.watchdir import DirWatcher
 from exporter.watchlist import Labels, Watchlist
 

@@ -15,8 +15,8 @@ from collections.abc import Collection, Iterable
 from exporter.config import Config
 from exporter.metrics import JobEntry, JobKey, JobTable
 from exporter.poller import SourceRuntime
+from exporter.records import JobRecord
 from exporter.scheduler import Scheduler
-from exporter.storage import JobRecord
 
 Labels = tuple[tuple[str, str], ...]
 # A job registered at run time is polled within this long, jittered, so an app

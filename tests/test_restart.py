@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.records import JobRecord, decode
 from exporter.simulator import Simulator
-from exporter.storage import JobRecord, decode
 from tests.harness import EVO, FS, source_yaml
 
 pytestmark = pytest.mark.e2e

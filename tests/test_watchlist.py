@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from exporter.model import Snapshot, Status
-from exporter.storage import JobRecord, MemoryStore
+from exporter.records import JobRecord
+from exporter.storage import MemoryStore
 from tests.harness import EVO, FS, Harness, source_yaml, until
 
 MakeHarness = Callable[..., Awaitable[Harness]]
