@@ -2,12 +2,17 @@
 #
 #   docker build -t batch-job-exporter .
 #   docker run --rm -p 10113:10113 batch-job-exporter --demo
-#   docker run --rm -p 10113:10113 --read-only \
-#     -v "$PWD/config.yaml:/etc/batch-job-exporter/config.yaml:ro" batch-job-exporter
+#   docker run --rm -p 10113:10113 --read-only --tmpfs /tmp \
+#     -v "$PWD/config.yaml:/etc/batch-job-exporter/config.yaml:ro" \
+#     -v batch-job-exporter-state:/var/lib/batch-job-exporter \
+#     batch-job-exporter --config.file=/etc/batch-job-exporter/config.yaml \
+#     --storage.path=/var/lib/batch-job-exporter/state.db
 #
-# Pin the base by digest for reproducible builds:
-#   --build-arg PYTHON_IMAGE=docker.io/library/python:3.12-slim-bookworm@sha256:...
-ARG PYTHON_IMAGE=docker.io/library/python:3.12-slim-bookworm
+# The base is pinned to the Python minor version the project is tested with (the venv,
+# and `make image`, whose stand-in for this base is Debian bookworm's python3, 3.11).
+# Pin it by digest as well for reproducible builds:
+#   --build-arg PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm@sha256:...
+ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 # ---- build: a virtualenv holding the package and its dependencies -------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -40,11 +45,14 @@ LABEL org.opencontainers.image.title="batch-job-exporter" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A fixed numeric user (65532, "nonroot" as in distroless images) so that Kubernetes'
-# runAsNonRoot can verify it. Nothing in the image belongs to it: the root filesystem
-# can be mounted read-only.
+# runAsNonRoot can verify it. The process writes nothing to the image: the root
+# filesystem can be mounted read-only. The one directory the user owns is the mount
+# point for --storage.path's volume, so that a new Docker named volume mounted there
+# starts out writable by it (Kubernetes' fsGroup does the same for a pod's volumes).
 RUN groupadd --system -K SYS_GID_MAX=65532 --gid 65532 exporter \
  && useradd --system -K SYS_UID_MAX=65532 --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin exporter
+      --shell /usr/sbin/nologin exporter \
+ && install -d -o 65532 -g 65532 -m 0750 /var/lib/batch-job-exporter
 COPY --from=build /opt/venv /opt/venv
 
 ENV PATH=/opt/venv/bin:$PATH \
