@@ -18,105 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from exporter.clock import Clock
 from exporter.config._nodes import quote
-from exporter.jobfiles import Labels, is_job_file, parse_or_reject
+from exporter.dirscan import Fingerprint, Listing, collect, shown
+from exporter.jobfiles import Labels
 
 LOG = logging.getLogger(__name__)
 
 SCAN_INTERVAL = 2.0
-MAX_FILE_BYTES = 1 << 20
 _MAX_LOGGED = 10  # problem lines per file change; the rest are counted
 
 JobKey = tuple[str, str]
-Fingerprint = tuple[int, int, int, int]
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """What reading one file gave: its jobs, or ``None`` when it is unusable as a whole."""
-
-    fingerprint: Fingerprint
-    jobs: dict[JobKey, Labels] | None
-    problems: list[str]
-
-
-@dataclass(slots=True)
-class _Listing:
-    error: str | None = None  # the directory could not be listed
-    present: dict[str, Fingerprint] = field(default_factory=dict)
-    outcomes: dict[str, _Outcome] = field(default_factory=dict)
-
-
-def _shown(name: str) -> str:
-    return name if name.isprintable() else quote(name)
-
-
-def _collect(
-    directory: str,
-    known: Mapping[str, tuple[Fingerprint | None, Fingerprint | None]],
-    *,
-    eager: bool,
-    sources: frozenset[str],
-) -> _Listing:
-    """One pass in a worker thread: list, stat, and read what changed and then held still."""
-    listing = _Listing()
-    try:
-        with os.scandir(directory) as it:
-            names = [entry.name for entry in it if is_job_file(entry.name)]
-    except OSError as exc:
-        return _Listing(error=exc.strerror or type(exc).__name__)
-    for name in names:
-        seen, read = known.get(name, (None, None))
-        try:
-            st = os.stat(os.path.join(directory, name))  # follows links, as into ..data
-        except FileNotFoundError:
-            continue  # gone, or a dangling link
-        except OSError as exc:  # kept with its last good jobs, reported once
-            listing.present[name] = fp = (-1, exc.errno or 0, 0, 0)
-            if fp != read:
-                problem = f"{_shown(name)}: cannot stat: {exc.strerror}"
-                listing.outcomes[name] = _Outcome(fp, None, [problem])
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        listing.present[name] = fp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-        if fp != read and (eager or fp == seen):
-            outcome = _read(os.path.join(directory, name), _shown(name), fp, sources)
-            if outcome is not None:
-                listing.outcomes[name] = outcome
-    return listing
-
-
-def _read(path: str, name: str, fp: Fingerprint, sources: frozenset[str]) -> _Outcome | None:
-    """The file's jobs; ``None`` if it changed while read (the next scan tries again)."""
-    if fp[3] > MAX_FILE_BYTES:
-        return _Outcome(fp, None, [f"{name}: {fp[3]} bytes, over the {MAX_FILE_BYTES} limit"])
-    try:
-        # Non-blocking: a FIFO swapped in after the stat must not hang the thread.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-            st = os.fstat(handle.fileno())
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return _Outcome(fp, None, [f"{name}: cannot read: {exc.strerror or type(exc).__name__}"])
-    if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size) != fp or len(data) != fp[3]:
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return _Outcome(fp, None, [f"{name}:{line}: not valid UTF-8"])
-    jobs, problems, usable = parse_or_reject(name, text, sources)
-    found = {(job.source, job.job_id): job.labels for job in jobs} if usable else None
-    return _Outcome(fp, found, problems)
 
 
 @dataclass(slots=True)
@@ -234,13 +150,13 @@ class DirWatcher:
             known = {name: (f.seen, f.read) for name, f in self._files.items()}
             eager = self._scans == 0  # at start-up nothing is held back for a second look
             listing = await asyncio.to_thread(
-                _collect, self.directory, known, eager=eager, sources=sources
+                collect, self.directory, known, eager=eager, sources=sources
             )
             self._scans += 1
             self._apply(listing, sources, force=force, everything=everything)
 
     def _apply(
-        self, listing: _Listing, sources: frozenset[str], *, force: bool, everything: bool
+        self, listing: Listing, sources: frozenset[str], *, force: bool, everything: bool
     ) -> None:
         if listing.error is not None:
             if listing.error != self._dir_error:
@@ -252,7 +168,7 @@ class DirWatcher:
             self._dir_error = None
         touched = {name for name in self._files if name not in listing.present}
         for name in touched:
-            LOG.info("%s%s is gone", self._prefix, _shown(name))
+            LOG.info("%s%s is gone", self._prefix, shown(name))
             del self._files[name]
         for name, fp in listing.present.items():
             self._files.setdefault(name, _File()).seen = fp
@@ -287,8 +203,8 @@ class DirWatcher:
                 if key not in union:
                     union[key], owner[key] = labels, name
                 elif union[key] != labels and {name, owner[key]} & touched:
-                    where = f"{_shown(name)}: {key[0]} {quote(key[1])}"
-                    conflicts.append(f"{where}: other labels than in {_shown(owner[key])}, kept")
+                    where = f"{shown(name)}: {key[0]} {quote(key[1])}"
+                    conflicts.append(f"{where}: other labels than in {shown(owner[key])}, kept")
         _log_capped(self._prefix, conflicts)
         errors: dict[str, int] = {}
         gone = [key for key in self._active if key not in union]

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from exporter.clock import FakeClock
+from exporter.dirscan import MAX_FILE_BYTES
 from exporter.jobfiles import Labels
-from exporter.watchdir import MAX_FILE_BYTES, DirWatcher
+from exporter.watchdir import DirWatcher
 from tests.conftest import settle
 
 SOURCES = frozenset({"fs", "evo", "td"})
@@ -356,7 +357,7 @@ async def test_thousands_of_ids_in_one_thread_hop(
     write(tmp_path / "jobs/b.yaml", "evo:\n" + ids.replace("n: '7'", "n: seven"))
     await twice(watcher)
     assert rec.take() == [("add", "evo", "y-7", (("n", "seven"),))]
-    assert hops == ["_collect"] * 3
+    assert hops == ["collect"] * 3
 
 
 class ScanSpy:
