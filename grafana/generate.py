@@ -1091,25 +1091,22 @@ def exporter_health() -> Json:
             ),
             unit="short",
         ),
-        state_timeline(
-            "Rate-limited (any 429 in the last minute)",
-            "An approximation of the time spent under Retry-After: 'limited' while the source "
-            "answered 429 (or 503 with Retry-After) at least once in the trailing minute. "
-            "The exporter does not export the Retry-After windows themselves.",
+        timeseries(
+            "Time under Retry-After",
+            "Share of the time each source was closed to requests by rate-limit answers "
+            "(their Retry-After, or the exporter's backoff without one); overlapping windows "
+            "count once. With several exporters, the one closed longest. A window is counted "
+            "when it opens: one longer than the rate interval shows as 100% where it begins "
+            "and 0 for the rest of it.",
             targets(
                 (
-                    "sum by (source) (increase(batchjob_exporter_rate_limited_total"
-                    f"{{{src}}}[1m])) > bool 0",
+                    "clamp_max(max by (source) (rate(batchjob_exporter_rate_limited_seconds_total"
+                    f"{{{src}}}[$__rate_interval])), 1)",
                     by_source,
                 )
             ),
-            size=(8, 8),
-            defaults={
-                "color": {"mode": "thresholds"},
-                "mappings": mapping({"0": ("ok", "green"), "1": ("limited", "orange")}),
-                "thresholds": thresholds((None, "green"), (1, "orange")),
-            },
-            show_value="auto",
+            unit="percentunit",
+            defaults={"max": 1},
         ),
         timeseries(
             "Share of requests rate-limited",

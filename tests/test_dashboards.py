@@ -299,6 +299,43 @@ def test_every_panel_query_parses(promtool: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_time_under_retry_after_is_the_share_of_time_closed(promtool: str, tmp_path: Path) -> None:
+    """The Time under Retry-After query is each source's share of time closed, at most 1."""
+    board = load_dashboards()["batch-job-exporter.json"]
+    panel = next(p for p in walk_panels(board) if p["title"] == "Time under Retry-After")
+    (target,) = panel["targets"]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    expr = substitute(target["expr"], sample_values(board))
+    seconds = "batchjob_exporter_rate_limited_seconds_total"
+
+    def series(source: str, values: str, instance: str = "a:1") -> Json:
+        labels = f'job="e", instance="{instance}", source="{source}"'
+        return {"series": f"{seconds}{{{labels}}}", "values": values}
+
+    def expect(at: str, shares: dict[str, float]) -> Json:
+        samples = [{"labels": f'{{source="{s}"}}', "value": v} for s, v in shares.items()]
+        return {"expr": expr, "eval_time": at, "exp_samples": samples}
+
+    case = {
+        "interval": "15s",
+        "input_series": [
+            series("steady", "0+7.5x40"),  # closed 30 s of every minute
+            series("shared", "0+3.75x40"),  # two exporters: a quarter and half of the time
+            series("shared", "0+7.5x40", instance="b:1"),
+            series("long", "0x10 600x30"),  # one 600 s window, counted when it opens
+            series("idle", "4x40"),
+        ],
+        "promql_expr_test": [
+            expect("3m", {"steady": 0.5, "shared": 0.5, "long": 1, "idle": 0}),
+            expect("5m", {"steady": 0.5, "shared": 0.5, "long": 0, "idle": 0}),
+        ],
+    }
+    path = tmp_path / "panel_test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [case]}))
+    done = _run(promtool, "test", "rules", path.name, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_per_job_joins_match_on_the_whole_job_key() -> None:
     """Every ``on (...)`` that names job_id also names job, instance and source.
 
