@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e bench prometheus clean
+.PHONY: run test lint typecheck unit e2e image bench prometheus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ typecheck: $(STAMP)
 unit: $(STAMP) prometheus
 	$(BIN)/pytest --cov --cov-report=term
 
-test: lint typecheck unit
+test: lint typecheck unit image
+
+# The container image built from the Dockerfile with buildah (no Docker needed) and run:
+# tests/test_image.py, which `unit` skips. Installs buildah and mmdebstrap with apt-get
+# when missing (with sudo when not root); the base rootfs is cached in ~/.cache.
+image: $(STAMP)
+	scripts/image-tools.sh
+	BATCH_JOB_EXPORTER_IMAGE_TEST=1 $(BIN)/pytest tests/test_image.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
