@@ -29,7 +29,8 @@ from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import MetricsServer
 from exporter.sources import SourcePool
-from exporter.storage import MemoryStore, StorageError, Store
+from exporter.statefile import StorageError
+from exporter.storage import MemoryStore, Store
 from exporter.watchdir import DirWatcher
 from exporter.watchlist import Labels, Watchlist
 

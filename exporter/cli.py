@@ -15,7 +15,8 @@ from exporter.api import JobsApiServer
 from exporter.apis import REGISTRY
 from exporter.app import Exporter, Listen
 from exporter.config import Config, ConfigError, load_config
-from exporter.storage import MemoryStore, SqliteStore, StorageError, Store
+from exporter.statefile import StorageError
+from exporter.storage import MemoryStore, SqliteStore, Store
 
 LOG = logging.getLogger("exporter")
 

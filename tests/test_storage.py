@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from exporter import storage
+from exporter import statefile
 from exporter.clock import FakeClock
 from exporter.records import JobRecord, encode
-from exporter.storage import MemoryStore, SqliteStore, StorageError, Store
+from exporter.statefile import StorageError
+from exporter.storage import MemoryStore, SqliteStore, Store
 from tests.conftest import settle
 from tests.test_records import record
 
@@ -54,8 +55,8 @@ async def on_worker(store: SqliteStore, fn: Callable[[sqlite3.Connection], T]) -
     """Run ``fn`` with the store's connection on its worker thread."""
 
     def call() -> T:
-        assert store._conn is not None
-        return fn(store._conn)
+        assert store._file._conn is not None
+        return fn(store._file._conn)
 
     return await store._call(call)
 
@@ -89,7 +90,7 @@ async def test_records_put_and_flushed_are_loaded_by_the_next_store(db: str) -> 
     assert await reload(db) == recs
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (storage.SCHEMA_VERSION,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (statefile.SCHEMA_VERSION,)
 
 
 async def test_many_puts_of_one_job_are_one_row_with_the_last_value(db: str) -> None:
@@ -146,7 +147,7 @@ async def test_a_cancelled_close_still_closes(db: str) -> None:
     with pytest.raises(asyncio.CancelledError):
         await closing
     await store.close()
-    assert store._conn is None
+    assert store._file._conn is None
     assert await reload(db) == [record()]
 
 
@@ -289,7 +290,7 @@ async def test_a_dead_writer_is_reported_not_swallowed(db: str, clock: FakeClock
     store = SqliteStore(db, clock=clock)
     await store.open()
     await settle()
-    store._write_sync = boom  # type: ignore[method-assign]
+    store._file.write = boom  # type: ignore[method-assign]
     store.put(record())
     clock.advance(1.0)
     assert store.flush_task is not None
@@ -561,5 +562,5 @@ async def test_the_memory_store_keeps_nothing() -> None:
 def test_a_file_system_without_wal_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     """Where SQLite cannot use WAL (here an in-memory database), a warning says so."""
     with contextlib.closing(sqlite3.connect(":memory:", isolation_level=None)) as conn:
-        storage._prepare(conn)
+        statefile._prepare(conn)
     assert any("cannot use WAL" in r.getMessage() for r in caplog.records)
