@@ -113,6 +113,7 @@ class Exporter:
         records = await store.load()
         pool = self._pool
         await pool.update(self.config)
+        self.stats.set_sources({src.name for src in self.config.sources})
         poller = Poller(
             pool.runtimes, self.table, clock=self._clock, rng=self._rng, stats=self.stats
         )
@@ -207,6 +208,7 @@ class Exporter:
         if scheduler is None:
             raise RuntimeError("the exporter is not running")
         reset = await self._pool.update(config)
+        self.stats.set_sources({src.name for src in config.sources})
         g = config.global_
         self.table.retention = g.finished_job_retention
         scheduler.max_concurrency = g.max_concurrency

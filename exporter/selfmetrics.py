@@ -74,11 +74,35 @@ class SelfMetrics:
         self._process_registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process_registry)
         self._process = b""
+        # Label values with series, by source, so a source dropped by a reload takes its
+        # series along instead of leaving them forever.
+        self._codes: dict[str, set[str]] = {}
+        self._reasons: dict[str, set[str]] = {}
+
+    def set_sources(self, names: set[str]) -> None:
+        """Start each source's counters at 0 and drop the series of sources gone.
+
+        A counter that exists from the start lets ``rate()`` see its first increase.
+        """
+        for gone in set(self._codes) - names:
+            for code in self._codes.pop(gone):
+                self._requests.remove(gone, code)
+            for reason in self._reasons.pop(gone):
+                self._poll_failures.remove(gone, reason)
+            for metric in (self._latency, self._rate_limited, self._rate_limited_seconds):
+                metric.remove(gone)
+        for name in names - set(self._codes):
+            self._codes[name] = set()
+            self._reasons[name] = set()
+            self._latency.labels(name)
+            self._rate_limited.labels(name)
+            self._rate_limited_seconds.labels(name)
 
     def request(self, source: str, code: str, seconds: float) -> None:
         """Count one request and its latency."""
         self._requests.labels(source, code).inc()
         self._latency.labels(source).observe(seconds)
+        self._codes.setdefault(source, set()).add(code)
 
     def rate_limited(self, source: str) -> None:
         """Count one rate-limit answer."""
@@ -91,6 +115,7 @@ class SelfMetrics:
     def poll_failed(self, source: str, reason: str) -> None:
         """Count one failed poll."""
         self._poll_failures.labels(source, reason).inc()
+        self._reasons.setdefault(source, set()).add(reason)
 
     def sample_process(self) -> None:
         """Read CPU, memory and file descriptors from ``/proc`` (the tick calls this)."""

@@ -54,7 +54,7 @@ async def test_time_under_retry_after_is_counted(make_harness: MakeHarness) -> N
     h = await make_harness()
     await start_fs(h, 3)
     await h.advance(10)
-    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="fs") is None
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="fs") == 0
     h.sim.set_fault(FS, Fault("rate_limit", retry_after="30", count=3))
     await h.advance(120)
     limited = sorted(r.time for r in h.sim.requests if r.status == 429)

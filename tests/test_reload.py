@@ -280,3 +280,24 @@ async def test_a_source_that_cannot_be_set_up_refuses_the_reload(
     assert {j["id"] for j in exporter.watchlist.jobs()} == {"j1"}
     await h.advance(10)
     assert h.status("fs", "j1") == "running"
+
+
+async def test_self_metrics_start_at_zero_and_leave_with_their_source(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Per-source counters exist from the start, and a source reloaded away takes its series."""
+    h = await make_harness()
+    h.sim.add_job(FS, "j1", total=10_000, rate=1)
+    path = tmp_path / "config.yaml"
+    both = source_yaml(h.sim, FS, "fs", ["j1"]) + source_yaml(h.sim, FS, "other", [])
+    exporter = await h.start(both, path=path)
+    assert h.value("batchjob_exporter_rate_limited_total", source="other") == 0
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="fs") == 0
+    h.sim.set_fault(FS, Fault("server_error", count=1))
+    await h.advance(10)
+    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="server_error")
+    path.write_text(h.config_text(source_yaml(h.sim, FS, "other", [])), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    left = {labels for name, labels in h.samples() if ("source", "fs") in labels}
+    assert left == set()
+    assert h.value("batchjob_exporter_rate_limited_total", source="other") == 0
