@@ -35,6 +35,10 @@ unit: $(STAMP) prometheus
 
 test: lint typecheck unit image
 
+# Only the end-to-end tests: real processes, a real Prometheus.
+e2e: $(STAMP) prometheus
+	$(BIN)/pytest -m e2e
+
 # The container image built from the Dockerfile with buildah (no Docker needed) and run:
 # tests/test_image.py, which `unit` skips. Installs buildah and mmdebstrap with apt-get
 # when missing (with sudo when not root); the base rootfs is cached in ~/.cache.
