@@ -39,7 +39,7 @@ _LANDING = """<!DOCTYPE html>
 """
 
 
-def _coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Join small chunks into writes of at least :data:`WRITE_SIZE`; pass big ones through."""
     pending: list[bytes] = []
     size = 0
@@ -149,9 +149,9 @@ class MetricsServer:
             headers["Content-Encoding"] = "gzip"
             gz = await self._gzip(body)
             size = sum(map(len, gz))
-            chunks = _coalesce(iter(gz))
+            chunks = coalesce(iter(gz))
         elif isinstance(body, Page):
-            size, chunks = body.size, _coalesce(body.chunks())
+            size, chunks = body.size, coalesce(body.chunks())
         else:
             size, chunks = len(body), _slices(body)
         resp = web.StreamResponse(headers=headers)
