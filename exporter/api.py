@@ -35,8 +35,12 @@ class JobRegistry(Protocol):
         """Watch a job; ``True`` if new.  KeyError: unknown source; OverflowError: full."""
         ...
 
-    def unwatch(self, source: str, job_id: str) -> bool:
-        """Stop watching a job; ``True`` if it was watched."""
+    def unwatch(self, source: str, job_id: str, only: str | None = None) -> bool:
+        """Stop watching a job (of origin ``only``, if given); ``True`` if it was watched."""
+        ...
+
+    def origin_of(self, source: str, job_id: str) -> str | None:
+        """Where a watched job came from (``config``, ``api``, ``dir``); ``None`` if unwatched."""
         ...
 
     def jobs(self) -> list[dict[str, object]]:
@@ -185,7 +189,12 @@ class JobsApiServer:
             body = {"source": source, "id": job_id, "created": new}
             return web.json_response(body, status=201 if new else 200)
         if request.method == "DELETE":
-            if not self._registry.unwatch(source, job_id):
+            origin = self._registry.origin_of(source, job_id)
+            if origin is None:
                 raise ApiError(404, "job is not watched")
+            # The config and the watch dir own their jobs: deleting one here would only
+            # last until they list it again.
+            if origin != "api" or not self._registry.unwatch(source, job_id, only="api"):
+                raise ApiError(409, f"job comes from the {origin}, not the API; remove it there")
             return web.Response(status=204)
         raise ApiError(405, "use PUT or DELETE")

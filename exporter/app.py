@@ -81,6 +81,8 @@ class Exporter:
         )
         self._reloader: Reloader | None = None
         self._dir_watcher: DirWatcher | None = None
+        self._dir_pruned = False
+        self._closing = False
         self._server: MetricsServer | None = None
         self._ready = False
         self.fatal = asyncio.Event()
@@ -123,7 +125,7 @@ class Exporter:
         self._scheduler = await self._stack.enter_async_context(scheduler)
         self._watch_task(scheduler.loop_task)
         self.watchlist.scheduler = scheduler
-        for key in self.watchlist.restore(records, self.config):
+        for key in self.watchlist.restore(records, self.config, self._clock.time()):
             store.delete(*key)
         restored = len(self.table)
         # Wired after the restore, which would otherwise write every job straight back.
@@ -131,8 +133,7 @@ class Exporter:
         self.table.on_remove = lambda key: store.delete(*key)
         self.watchlist.sync_config(self.config)
         await self._watch_dir(g.watch_dir)
-        dir_jobs = self._dir_watcher.jobs if self._dir_watcher is not None else {}
-        self.watchlist.prune("dir", dir_jobs)  # restored from files that are gone
+        self._prune_dir_jobs()  # restored from files that are gone
         self._reloaded(ok=True)
         self.stats.sample_process()
         tick = asyncio.create_task(self._tick(), name="housekeeping")
@@ -170,6 +171,7 @@ class Exporter:
     async def close(self) -> None:
         """Stop the server, the polls in flight and the sessions; safe to call twice."""
         self._ready = False
+        self._closing = True  # a reload finishing now must not start a new dir watcher
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -221,6 +223,21 @@ class Exporter:
             self._dir_watcher.resync()
         self.config = config
 
+    def _prune_dir_jobs(self) -> None:
+        """Drop restored dir jobs no file lists, once every file could be read.
+
+        Until then (a file half-written or broken at start-up) they stay: the
+        file may still list them once it reads well.
+        """
+        watcher = self._dir_watcher
+        if watcher is None:
+            self.watchlist.prune("dir", ())
+        elif watcher.complete:
+            self.watchlist.prune("dir", watcher.jobs)
+        else:
+            return
+        self._dir_pruned = True
+
     async def _watch_dir(self, directory: str | None) -> None:
         """Watch ``directory``'s job files instead of the current one's (``None``: none)."""
         old, self._dir_watcher = self._dir_watcher, None
@@ -228,7 +245,7 @@ class Exporter:
             await old.close()
             for key in old.jobs:
                 self.watchlist.unwatch(*key, only="dir")
-        if directory is None:
+        if directory is None or self._closing:
             return
         watchlist = self.watchlist
 
@@ -289,6 +306,8 @@ class Exporter:
             for key in self.table.expire(self._clock.time()):
                 if self._scheduler is not None:
                     self._scheduler.cancel(key)
+            if not self._dir_pruned:
+                self._prune_dir_jobs()
             if n % PROCESS_SAMPLE_EVERY == 0:
                 self.stats.sample_process()
 

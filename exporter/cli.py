@@ -120,6 +120,9 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Handled from the start: SIGHUP's default action would kill the process mid-start.
+    reloads = _Reloads()
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     async with contextlib.AsyncExitStack() as stack:
         if config is None:
             config = await _start_demo(stack)
@@ -156,8 +159,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
         except OSError as exc:
             LOG.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, exc.strerror)
             return 1
-        reloads = _Reloads(exporter)
-        loop.add_signal_handler(signal.SIGHUP, reloads.request)
+        reloads.exporter = exporter
         stopped = asyncio.ensure_future(stop.wait())
         fatal = asyncio.ensure_future(exporter.fatal.wait())
         try:
@@ -165,8 +167,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
         finally:
             stopped.cancel()
             fatal.cancel()
-            loop.remove_signal_handler(signal.SIGHUP)
-            await reloads.close()
+            await reloads.close()  # later SIGHUPs are ignored: shutting down
         LOG.info("shutting down")
         if exporter.fatal.is_set():
             return 1
@@ -177,21 +178,25 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
 class _Reloads:
     """SIGHUP reloads, one task at a time; a reload that crashes is logged, never lost."""
 
-    def __init__(self, exporter: Exporter) -> None:
-        self._exporter = exporter
+    def __init__(self) -> None:
+        self.exporter: Exporter | None = None  # set once started, cleared when stopping
         self._task: asyncio.Task[str | None] | None = None
 
     def request(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._exporter.reload("SIGHUP"), name="reload")
+        if self.exporter is None:
+            LOG.info("SIGHUP ignored: not serving (starting or shutting down)")
+        elif self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.exporter.reload("SIGHUP"), name="reload")
             self._task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[str | None]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:
             LOG.critical("config reload crashed", exc_info=exc)
-            self._exporter.fatal.set()
+            if self.exporter is not None:
+                self.exporter.fatal.set()
 
     async def close(self) -> None:
+        self.exporter = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

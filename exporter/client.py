@@ -153,8 +153,8 @@ class SourceClient:
         data: dict[str, str] | None = None,
     ) -> Response | str:
         session = self._session
-        if session is None:
-            raise RuntimeError("SourceClient used outside its context")
+        if session is None:  # closed by a reload while a slow poll still held it
+            return "client_closed"
         started = time.perf_counter()
         code: str
         result: Response | str

@@ -78,6 +78,7 @@ class JobEntry:
     poll_success: bool | None = None
     last_success: float | None = None
     not_found_streak: int = 0
+    failures: int = 0  # failed polls in a row, for the job's backoff
     expires_at: float | None = None
     block: Block | None = field(default=None, repr=False, compare=False)
     slot: int = field(default=0, repr=False, compare=False)

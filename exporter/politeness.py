@@ -68,6 +68,10 @@ class SourceGate:
         self._next_slot = 0.0
         self.failures = 0
 
+    def set_rate(self, max_rate: float | None) -> None:
+        """Change the request rate cap (a reload); a window in force stays closed."""
+        self._interval = 1.0 / max_rate if max_rate else 0.0
+
     def closed_for(self, now: float) -> float:
         """Seconds until the source may be asked again (0: open)."""
         return max(self._closed_until - now, 0.0)

@@ -18,7 +18,7 @@ from exporter.apis.base import ApiSpec, error_detail
 from exporter.auth import AuthError
 from exporter.client import SourceClient
 from exporter.clock import Clock
-from exporter.metrics import JobKey, JobTable
+from exporter.metrics import JobEntry, JobKey, JobTable
 from exporter.model import Response, Snapshot, Status, VendorError
 from exporter.politeness import Backoff, SourceGate, parse_retry_after
 
@@ -97,35 +97,36 @@ class Poller:
         self._rng = rng
         self._stats = stats
         self._job_backoff = Backoff(base=1.0, cap=900.0)
-        self._failures: dict[JobKey, int] = {}
 
     async def poll(self, key: JobKey) -> float | None:
         """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
-        if key not in self._table:
+        entry = self._table.get(key)
+        if entry is None:
             return None
         src = self._sources[key[0]]
         try:
-            delay = await self._poll(key, src)
+            delay = await self._poll(entry, src)
         except Deferred as deferred:
             return deferred.delay
         except PollFailed as failed:
-            if key not in self._table:  # dropped (unwatched, reloaded away) while in flight
+            # Dropped, or replaced (its source reloaded to another API), while in flight.
+            if self._table.get(key) is not entry:
                 return None
             self._table.record_failure(key)
             self._stats.poll_failed(key[0], failed.reason)
-            n = self._failures[key] = self._failures.get(key, 0) + 1
+            entry.failures += 1
             delay = failed.retry_in
             if delay is None:
-                delay = max(src.interval, self._job_backoff.delay(n, self._rng))
+                delay = max(src.interval, self._job_backoff.delay(entry.failures, self._rng))
             return delay
-        self._failures.pop(key, None)
+        entry.failures = 0
         return delay
 
-    async def _poll(self, key: JobKey, src: SourceRuntime) -> float | None:
+    async def _poll(self, entry: JobEntry, src: SourceRuntime) -> float | None:
+        key = entry.key
         source, job_id = key
         resp = await self._get(src, src.client.url(src.client.source.path, job_id))
-        entry = self._table.get(key)
-        if entry is None:  # dropped while we waited for the answer
+        if self._table.get(key) is not entry:  # dropped or replaced while we waited
             return None
         if resp.status == 404:
             entry.not_found_streak += 1
@@ -151,7 +152,7 @@ class Poller:
             and src.spec.parse_errors_page is not None
         ):
             counts = await self._read_errors(src, job_id)
-            if key not in self._table:
+            if self._table.get(key) is not entry:
                 return None
             self._table.record_errors(key, counts)
         entry = self._table.record_success(key, snap, self._clock.time())

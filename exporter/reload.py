@@ -104,6 +104,10 @@ class Reloader:
                     "; ".join(exc.problems),
                 )
                 return str(exc)
+            except Exception as exc:  # a bug, not a bad config: one line with its traceback
+                self._outcome(False)
+                LOG.exception("config reload (%s) crashed", why)
+                return f"config reload crashed: {exc!r}"
             self._outcome(True)
             jobs = sum(len(s.jobs) for s in config.sources)
             LOG.info("config reloaded (%s): %d sources, %d jobs", why, len(config.sources), jobs)

@@ -7,6 +7,7 @@ per-job series live in :mod:`exporter.metrics` instead.  Process metrics read
 
 from __future__ import annotations
 
+import contextlib
 import platform
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,19 +79,24 @@ class SelfMetrics:
         # series along instead of leaving them forever.
         self._codes: dict[str, set[str]] = {}
         self._reasons: dict[str, set[str]] = {}
+        # Sources a reload removed: a request still in flight to one must not bring it back.
+        self._gone: set[str] = set()
 
     def set_sources(self, names: set[str]) -> None:
         """Start each source's counters at 0 and drop the series of sources gone.
 
         A counter that exists from the start lets ``rate()`` see its first increase.
         """
-        for gone in set(self._codes) - names:
-            for code in self._codes.pop(gone):
+        for gone in (set(self._codes) | set(self._reasons)) - names:
+            self._gone.add(gone)
+            for code in self._codes.pop(gone, ()):
                 self._requests.remove(gone, code)
-            for reason in self._reasons.pop(gone):
+            for reason in self._reasons.pop(gone, ()):
                 self._poll_failures.remove(gone, reason)
             for metric in (self._latency, self._rate_limited, self._rate_limited_seconds):
-                metric.remove(gone)
+                with contextlib.suppress(KeyError):  # never created
+                    metric.remove(gone)
+        self._gone -= names
         for name in names - set(self._codes):
             self._codes[name] = set()
             self._reasons[name] = set()
@@ -100,20 +106,28 @@ class SelfMetrics:
 
     def request(self, source: str, code: str, seconds: float) -> None:
         """Count one request and its latency."""
+        if source in self._gone:
+            return
         self._requests.labels(source, code).inc()
         self._latency.labels(source).observe(seconds)
         self._codes.setdefault(source, set()).add(code)
 
     def rate_limited(self, source: str) -> None:
         """Count one rate-limit answer."""
+        if source in self._gone:
+            return
         self._rate_limited.labels(source).inc()
 
     def rate_limit_wait(self, source: str, seconds: float) -> None:
         """Count the seconds a rate-limit answer closed the source beyond any window in force."""
+        if source in self._gone:
+            return
         self._rate_limited_seconds.labels(source).inc(seconds)
 
     def poll_failed(self, source: str, reason: str) -> None:
         """Count one failed poll."""
+        if source in self._gone:
+            return
         self._poll_failures.labels(source, reason).inc()
         self._reasons.setdefault(source, set()).add(reason)
 

@@ -2,10 +2,11 @@
 
 A reload that leaves a source's settings alone keeps its runtime: the same
 HTTP session (keep-alive), OAuth2 token and politeness gate.  A source whose
-settings changed gets a new client, but keeps its gate while it still talks to
-the same ``base_url`` at the same rate, so a reload never reopens a
-``Retry-After`` window early.  A replaced client is closed once the polls
-that may still be using it have had ``request_timeout`` to finish.
+settings changed gets a new client, but keeps its gate (with a new rate cap, if
+that changed) while it still talks to the same ``base_url``, even when it was
+removed and comes back, so a reload never reopens a ``Retry-After`` window
+early.  A replaced client is closed once the polls that may still be using it
+have had ``request_timeout`` to finish.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class SourcePool:
         self._rng = rng
         self._retiring: dict[asyncio.Task[None], SourceClient] = {}
         self._grace = 0.0
+        # Gates of sources a reload removed, by name: one added back (an edit undone)
+        # must still honour a Retry-After window that is in force.
+        self._parked: dict[str, tuple[str, SourceGate]] = {}
 
     async def update(self, config: Config) -> set[str]:
         """Open, replace or close runtimes to match ``config``.
@@ -57,7 +61,8 @@ class SourcePool:
             settings = _settings(src, g)
             if name not in self.runtimes or self._settings[name] != settings:
                 try:
-                    fresh[name] = (self._client(src, g), settings)
+                    # Loading CA bundles and keys reads files: off the loop.
+                    fresh[name] = (await asyncio.to_thread(self._client, src, g), settings)
                 except (OSError, ValueError) as exc:
                     problems.append(f"sources: {name}: cannot set up its HTTP client: {exc}")
         if problems:
@@ -65,24 +70,25 @@ class SourcePool:
         self._grace = g.request_timeout + 1.0
         reset = {name for name in self.runtimes if name not in wanted}
         for name in reset:
-            self._retire(self.runtimes.pop(name).client)
+            removed = self.runtimes.pop(name)
+            self._retire(removed.client)
+            self._parked[name] = (removed.client.source.base_url, removed.gate)
             del self._settings[name]
         for name, (client, settings) in fresh.items():
             src = wanted[name]
             old = self.runtimes.get(name)
             await client.__aenter__()
-            gate = None
+            kept: tuple[str, SourceGate] | None = self._parked.pop(name, None)
             if old is not None:
                 self._retire(old.client)
-                before = old.client.source
-                if before.api != src.api:
+                if old.client.source.api != src.api:
                     reset.add(name)
-                elif (before.base_url, before.max_requests_per_second) == (
-                    src.base_url,
-                    src.max_requests_per_second,
-                ):
-                    gate = old.gate
-            if gate is None:
+                kept = (old.client.source.base_url, old.gate)
+            if kept is not None and kept[0] == src.base_url:
+                # The same vendor endpoint: its Retry-After window and backoff carry over.
+                gate = kept[1]
+                gate.set_rate(src.max_requests_per_second)
+            else:
                 gate = SourceGate(
                     max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
                 )

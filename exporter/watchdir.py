@@ -40,6 +40,7 @@ class _File:
     seen: Fingerprint | None = None  # at the last scan
     read: Fingerprint | None = None  # the version last read, usable or not
     jobs: dict[JobKey, Labels] = field(default_factory=dict)  # its last good contribution
+    usable: bool = False  # whether the version last read parsed
 
 
 def _log_capped(prefix: str, lines: Iterable[str]) -> None:
@@ -106,6 +107,15 @@ class DirWatcher:
     def jobs(self) -> Mapping[JobKey, Labels]:
         """The jobs ``add`` accepted and ``remove`` has not been called for."""
         return MappingProxyType(self._active)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the last scan listed the directory and read every file in it as it is now."""
+        return (
+            self._scans > 0
+            and self._dir_error is None
+            and all(f.usable and f.read == f.seen for f in self._files.values())
+        )
 
     def resync(self) -> None:
         """Call ``add`` again for every listed job at the next scan (the owner lost some)."""
@@ -175,6 +185,7 @@ class DirWatcher:
         for name, outcome in listing.outcomes.items():
             state = self._files[name]
             state.read = outcome.fingerprint
+            state.usable = outcome.jobs is not None
             if outcome.jobs is None:
                 problem = "; ".join(outcome.problems)
                 LOG.warning("%s%s; keeping its %d jobs", self._prefix, problem, len(state.jobs))

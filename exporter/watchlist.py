@@ -80,6 +80,11 @@ class Watchlist:
             self.scheduler.cancel(key)
         return True
 
+    def origin_of(self, source: str, job_id: str) -> str | None:
+        """Where a watched job came from; ``None`` if it is not watched."""
+        entry = self._table.get((source, job_id))
+        return None if entry is None else origin(entry)
+
     def relabel(self, source: str, job_id: str, labels: Labels, only: str) -> None:
         """Give a job of origin ``only`` new labels (a changed watch-dir file)."""
         entry = self._table.get((source, job_id))
@@ -144,11 +149,12 @@ class Watchlist:
             if entry.key[0] in self._runtimes and kind != "config":
                 self.watch(*entry.key, entry.labels[1:], origin=kind)
 
-    def restore(self, records: Iterable[JobRecord], config: Config) -> list[JobKey]:
+    def restore(self, records: Iterable[JobRecord], config: Config, now: float) -> list[JobKey]:
         """Put back jobs saved before a restart; the keys of records too stale to use.
 
-        A record is stale when its source is gone, its source's API changed, or
-        it came from the config and the config no longer lists it.  Finished
+        A record is stale when its source is gone, its source's API changed, it
+        came from the config and the config no longer lists it, or its
+        retention ran out while the exporter was down (wall time ``now``).  Finished
         jobs come back with their final values and are not polled again.
         """
         scheduler = self._running()
@@ -161,6 +167,7 @@ class Watchlist:
                 src is None
                 or src.spec.name != r.api
                 or (r.origin == "config" and key not in configured)
+                or (r.expires_at is not None and r.expires_at <= now)
             ):
                 stale.append(key)
                 continue

@@ -91,6 +91,7 @@ async def test_register_poll_list_and_remove(
         ("POST", "/sources/fs/jobs/x", None, 405),
         ("POST", "/jobs", None, 405),
         ("PUT", "/sources/fs/x", None, 404),
+        ("DELETE", "/sources/fs/jobs/cfg", None, 409),
     ],
 )
 async def test_bad_requests_get_json_errors(
@@ -98,7 +99,7 @@ async def test_bad_requests_get_json_errors(
     http: aiohttp.ClientSession,
     case: tuple[str, str, bytes | None, int],
 ) -> None:
-    """Unknown sources, bad IDs, bad bodies and wrong methods are clear JSON errors."""
+    """Unknown sources, bad IDs, bad bodies, wrong methods, config jobs: clear JSON errors."""
     method, path, body, status = case
     _, base = await make_api()
     async with http.request(method, base + path, data=body) as resp:

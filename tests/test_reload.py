@@ -301,3 +301,52 @@ async def test_self_metrics_start_at_zero_and_leave_with_their_source(
     left = {labels for name, labels in h.samples() if ("source", "fs") in labels}
     assert left == set()
     assert h.value("batchjob_exporter_rate_limited_total", source="other") == 0
+
+
+async def test_a_request_in_flight_to_a_removed_source_does_not_break_the_next_reload(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """A late answer for a source reloaded away revives no series and breaks no reload."""
+    h = await make_harness()
+    h.sim.add_job(FS, "j1", total=10_000, rate=1)
+    path = tmp_path / "config.yaml"
+    keep = source_yaml(h.sim, EVO, "keep", [])
+    exporter = await h.start(source_yaml(h.sim, FS, "b", ["j1"]) + keep, path=path)
+    h.sim.set_fault(FS, Fault("slow", delay=0.3, count=1))
+    h.clock.advance(10)
+    await until(lambda: not exporter.idle(), "the slow poll to start")
+    path.write_text(h.config_text(keep), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    await until(exporter.idle, "the slow poll to finish")
+    assert not [k for k in h.samples() if ("source", "b") in k[1]]
+    path.write_text(h.config_text(keep, "  max_concurrency: 4\n"), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    assert h.value("batchjob_exporter_config_last_reload_successful") == 1
+
+
+async def test_a_new_rate_cap_or_a_source_back_keeps_the_retry_after_window(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Neither a changed rate cap nor removing and re-adding a source reopens a window."""
+    h = await make_harness()
+    for job_id in ("j1", "j2", "j3"):
+        h.sim.add_job(FS, job_id, total=10_000, rate=1)
+    path = tmp_path / "config.yaml"
+    evo = source_yaml(h.sim, EVO, "evo", [])
+    exporter = await h.start(source_yaml(h.sim, FS, "fs", ["j1"]) + evo, path=path)
+    h.sim.set_fault(FS, Fault("rate_limit", retry_after="300", count=1))
+    await h.advance(10)
+    limited_at = h.requests(FS)[-1]
+    capped = "    max_requests_per_second: 0.5\n"
+    path.write_text(
+        h.config_text(source_yaml(h.sim, FS, "fs", ["j1", "j2"], extra=capped) + evo),
+        encoding="utf-8",
+    )
+    assert await exporter.reload("test") is None
+    await h.advance(60, step=5)
+    path.write_text(h.config_text(evo), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    path.write_text(h.config_text(source_yaml(h.sim, FS, "fs", ["j3"]) + evo), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    await h.advance(60, step=5)
+    assert all(t <= limited_at for t in h.requests(FS))

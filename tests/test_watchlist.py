@@ -7,6 +7,7 @@ from pathlib import Path
 
 from exporter.model import Snapshot, Status
 from exporter.records import JobRecord
+from exporter.simulator import Fault
 from exporter.storage import MemoryStore
 from tests.harness import EVO, FS, Harness, source_yaml, until
 
@@ -179,3 +180,47 @@ async def test_restore_drops_stale_records_and_keeps_finished_jobs_unpolled(
     await h.advance(30)
     assert ("fs", "done") not in origins(h)
     assert store.deleted[-1] == ("fs", "done")
+
+
+async def test_restored_dir_jobs_wait_for_a_file_that_reads_well(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """A broken job file at start-up keeps restored dir jobs until the directory reads whole."""
+    h = await make_harness()
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    jobs = watch / "a.yaml"
+    jobs.write_text("fs: [\n", encoding="utf-8")
+    done = Snapshot(Status.COMPLETED, "COMPLETED", successful_items=5)
+    now = h.clock.time()
+    saved = record("fs", "done", FS, "dir", snapshot=done, last_success=now, expires_at=now + 600)
+    store = SavedStore([saved])
+    await h.start(
+        source_yaml(h.sim, FS, "fs", []), global_=f"  watch_dir: '{watch}'\n", store=store
+    )
+    await h.advance(5)
+    assert origins(h) == {("fs", "done"): "dir"}
+    jobs.write_text("fs: [other]\n", encoding="utf-8")
+    await h.advance(5)
+    await until(lambda: origins(h) == {("fs", "other"): "dir"}, "the restored job to be pruned")
+    assert not [r for r in h.sim.requests if r.job_id == "done"]
+
+
+async def test_an_answer_for_the_old_api_is_not_recorded_after_a_reload(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """A poll in flight when its source changes API does not write into the fresh job."""
+    h = await make_harness()
+    h.sim.add_job(FS, "j1", total=1, rate=100)
+    path = tmp_path / "config.yaml"
+    exporter = await h.start(source_yaml(h.sim, FS, "s", []), path=path)
+    assert exporter.watchlist.watch("s", "j1", ())
+    h.sim.set_fault(FS, Fault("slow", delay=0.3, count=1))
+    h.clock.advance(10)
+    await until(lambda: not exporter.idle(), "the slow poll to start")
+    path.write_text(h.config_text(source_yaml(h.sim, EVO, "s", [])), encoding="utf-8")
+    assert await exporter.reload("test") is None
+    await until(exporter.idle, "the slow poll to finish")
+    (job,) = exporter.watchlist.jobs()
+    assert job["api"] == EVO
+    assert job["status"] is None
