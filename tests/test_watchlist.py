@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +19,20 @@ def origins(h: Harness) -> dict[tuple[str, str], str]:
     """Each watched job's origin, from ``GET /api/v1/jobs``' view."""
     assert h.exporter is not None
     return {(str(j["source"]), str(j["id"])): str(j["origin"]) for j in h.exporter.watchlist.jobs()}
+
+
+async def scans_until(h: Harness, check: Callable[[], bool], what: str) -> None:
+    """Move the clock a second at a time, letting each directory scan's thread finish.
+
+    A scan reads files in a worker thread, so a fake-clock step alone does not wait
+    for it; bounded at two minutes of fake time.
+    """
+    for _ in range(120):
+        if check():
+            return
+        await h.advance(1)
+        await asyncio.sleep(0.02)
+    await until(check, what, within=1.0)
 
 
 async def test_dir_jobs_are_watched_beside_config_and_api_jobs(
@@ -63,8 +78,7 @@ async def test_a_deleted_file_unwatches_only_its_dir_jobs(
     assert exporter.watchlist.unwatch("fs", "api")
     assert exporter.watchlist.watch("fs", "api", ())
     jobs.unlink()
-    await h.advance(3)
-    await until(lambda: ("fs", "d1") not in origins(h), "the dir job to go")
+    await scans_until(h, lambda: ("fs", "d1") not in origins(h), "the dir job to go")
     assert origins(h) == {("fs", "conf"): "config", ("fs", "api"): "api"}
 
 
@@ -101,8 +115,7 @@ async def test_dir_takes_back_a_job_the_config_dropped(
     assert origins(h) == {("fs", "both"): "config"}
     path.write_text(h.config_text(source_yaml(h.sim, FS, "fs", []), global_), encoding="utf-8")
     assert await exporter.reload("test") is None
-    await h.advance(3)
-    await until(lambda: origins(h) == {("fs", "both"): "dir"}, "the dir to take the job back")
+    await scans_until(h, lambda: origins(h) == {("fs", "both"): "dir"}, "the dir to take it back")
 
 
 def record(source: str, job_id: str, api: str, origin: str, **state: object) -> JobRecord:
@@ -201,8 +214,7 @@ async def test_restored_dir_jobs_wait_for_a_file_that_reads_well(
     await h.advance(5)
     assert origins(h) == {("fs", "done"): "dir"}
     jobs.write_text("fs: [other]\n", encoding="utf-8")
-    await h.advance(5)
-    await until(lambda: origins(h) == {("fs", "other"): "dir"}, "the restored job to be pruned")
+    await scans_until(h, lambda: origins(h) == {("fs", "other"): "dir"}, "the restored job to go")
     assert not [r for r in h.sim.requests if r.job_id == "done"]
 
 
