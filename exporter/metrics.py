@@ -20,7 +20,9 @@ added.  A job removed from the table leaves no series behind.  Sample output::
 from __future__ import annotations
 
 import heapq
+from array import array
 from collections.abc import Callable, Iterator
+from itertools import repeat
 
 from exporter.blocks import Blocks
 from exporter.exposition import Page, Piece
@@ -39,6 +41,9 @@ from exporter.model import Snapshot
 
 __all__ = ["FAMILIES", "JobEntry", "JobKey", "JobTable", "escape"]
 
+# Running jobs' durations are formatted this many to one ``%``.
+TICK_CHUNK = 1024
+
 
 class JobTable:
     """The watched jobs and what their last polls said."""
@@ -52,7 +57,7 @@ class JobTable:
         # Running jobs' durations, formatted at scrape time: key -> (line prefix, start),
         # and the template and starts for all of them at once (None: rebuild).
         self._ticking: dict[JobKey, tuple[bytes, float]] = {}
-        self._tick_template: tuple[bytes, list[float]] | None = None
+        self._tick_template: list[tuple[bytes, array[float]]] | None = None
         # Told of every change to a job and every removal (the state store listens).
         self.on_change: Callable[[JobEntry], None] | None = None
         self.on_remove: Callable[[JobKey], None] | None = None
@@ -167,7 +172,7 @@ class JobTable:
         for family, header in enumerate(HEADERS):
             pieces: list[Piece | bytes] = [*self._blocks.pieces(family)]
             if family == F_DURATION and self._ticking:
-                pieces.append(self._durations(now))
+                pieces += self._durations(now)
             if pieces:
                 parts += (header, *pieces)
         if self._per_source:
@@ -180,14 +185,30 @@ class JobTable:
             parts.append(tail)
         return Page(parts)
 
-    def _durations(self, now: float) -> bytes:
-        """Running jobs' duration lines at ``now``: one ``%`` over a template of them all."""
+    def _durations(self, now: float) -> list[bytes]:
+        """Running jobs' duration lines at ``now``: one ``%`` per chunk over cached templates.
+
+        The starts are kept in contiguous arrays, and the chunks bound the size of one
+        ``%``: both keep formatting linear in the number of jobs.
+        """
         if self._tick_template is None:
-            ticking = self._ticking.values()
-            template = b"".join([p.replace(b"%", b"%%") + b"%.3f\n" for p, _ in ticking])
-            self._tick_template = template, [start for _, start in ticking]
-        template, starts = self._tick_template
-        return template % tuple([now - t if t < now else 0.0 for t in starts])
+            ticking = list(self._ticking.values())
+            self._tick_template = [
+                (
+                    b"".join([p.replace(b"%", b"%%") + b"%.3f\n" for p, _ in chunk]),
+                    array("d", [start for _, start in chunk]),
+                )
+                for chunk in (
+                    ticking[i : i + TICK_CHUNK] for i in range(0, len(ticking), TICK_CHUNK)
+                )
+            ]
+        out = []
+        for template, starts in self._tick_template:
+            values = tuple(map(now.__sub__, starts))
+            if min(values) < 0:  # a start in the future (clock skew): no negative duration
+                values = tuple(map(max, values, repeat(0.0)))
+            out.append(template % values)
+        return out
 
     def _tick(self, key: JobKey, prefix: bytes, start: float) -> None:
         if self._ticking.get(key) != (prefix, start):

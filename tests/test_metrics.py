@@ -203,3 +203,16 @@ def test_exposition_is_promtool_clean(promtool: str) -> None:
     )
     table.record_failure(("fs", "j"))
     assert promtool_lint(promtool, table.render(NOW)) == ""
+
+
+def test_a_running_job_created_in_the_future_has_a_zero_duration() -> None:
+    """Clock skew never shows a negative duration; jobs beside it are unaffected."""
+    table = JobTable(retention=60)
+    for job_id, created in (("ahead", NOW + 30), ("behind", NOW - 30)):
+        table.add(("fs", job_id), "batch_import_job")
+        snap = Snapshot(Status.RUNNING, "PROCESSING", created=created)
+        table.record_success(("fs", job_id), snap, NOW)
+    got = samples(table, NOW)
+    dur = "batchjob_duration_seconds"
+    assert got[(dur, frozenset({("source", "fs"), ("job_id", "ahead")}))] == 0.0
+    assert got[(dur, frozenset({("source", "fs"), ("job_id", "behind")}))] == 30.0

@@ -2,7 +2,8 @@
 
 The table is driven by random operations (add, polls, failures, errors, removal,
 expiry) with hostile IDs and labels and blocks of three jobs, so pieces are
-cached, invalidated, moved and compacted.  After each step its page must parse,
+cached, invalidated, moved and compacted, and running jobs' durations are
+formatted two to a template.  After each step its page must parse,
 through prometheus_client's own parser, to exactly what prometheus_client renders
 from the same entries with ``GaugeMetricFamily`` and ``generate_latest``, and its
 gzip form must decompress to the same bytes.
@@ -179,7 +180,7 @@ def test_fast_path_parses_like_the_reference(
     ops: list[tuple[Any, ...]], scrapes: list[float]
 ) -> None:
     """After every operation the page parses exactly as prometheus_client's own rendering."""
-    with mock.patch("exporter.blocks.BLOCK_SIZE", 3):
+    with mock.patch("exporter.blocks.BLOCK_SIZE", 3), mock.patch("exporter.metrics.TICK_CHUNK", 2):
         table = JobTable(retention=600)
         for i, op in enumerate(ops):
             apply(table, op)
