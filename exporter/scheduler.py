@@ -139,8 +139,12 @@ class Scheduler(Generic[K]):
         """Run ``key`` after ``delay`` seconds, replacing any earlier schedule for it."""
         seq = next(self._seq)
         self._current[key] = seq
-        heapq.heappush(self._heap, (self._clock.monotonic() + delay, seq, key))
-        self._wake.set()
+        heap = self._heap
+        heapq.heappush(heap, (self._clock.monotonic() + delay, seq, key))
+        # The loop sleeps until the head is due: only a new head changes that.  At
+        # hundreds of polls a second, waking for every reschedule costs a loop turn each.
+        if heap[0][1] == seq:
+            self._wake.set()
 
     def cancel(self, key: K) -> None:
         """Forget ``key``; a run in flight finishes but is not rescheduled."""
@@ -193,5 +197,7 @@ class Scheduler(Generic[K]):
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        self._wake.set()
+        # Only a loop held back by the concurrency bound waits on a finish.
+        if len(self._running) >= self._max - 1:
+            self._wake.set()
         self._idle.set()

@@ -33,6 +33,44 @@ async def test_runs_keys_when_due_and_not_before(clock: FakeClock) -> None:
         assert len(sched) == 0
 
 
+class CountingClock(FakeClock):
+    """A fake clock that counts the scheduler loop's turns (each turn ends in a wait)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    async def wait(self, event: asyncio.Event, within: float) -> None:
+        """Count the turn, then wait as the fake clock does."""
+        self.waits += 1
+        await super().wait(event, within)
+
+
+async def test_a_sooner_key_wakes_the_loop_and_a_later_one_does_not() -> None:
+    """Only a new head of the queue costs the sleeping loop a turn, and it then runs on time."""
+    clock = CountingClock()
+    ran: list[str] = []
+
+    async def work(key: str) -> float | None:
+        ran.append(key)
+        return None
+
+    async with Scheduler(work, clock=clock, max_concurrency=4) as sched:
+        sched.schedule("head", 100)
+        await settle()
+        turns = clock.waits
+        for i in range(50):
+            sched.schedule(f"later-{i}", 200 + i)
+        await settle()
+        assert clock.waits == turns
+        sched.schedule("sooner", 1)
+        await settle()
+        assert clock.waits == turns + 1
+        clock.advance(1)
+        await settle()
+        assert ran == ["sooner"]
+
+
 async def test_returned_delay_reschedules_and_none_stops(clock: FakeClock) -> None:
     """The work's return value is the delay to its next run; None ends it."""
     runs = 0
