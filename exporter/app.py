@@ -116,6 +116,7 @@ class Exporter:
         pool = self._pool
         await pool.update(self.config)
         self.stats.set_sources({src.name for src in self.config.sources})
+        self.table.set_sources(frozenset(src.name for src in self.config.sources))
         poller = Poller(
             pool.runtimes, self.table, clock=self._clock, rng=self._rng, stats=self.stats
         )
@@ -211,6 +212,7 @@ class Exporter:
             raise RuntimeError("the exporter is not running")
         reset = await self._pool.update(config)
         self.stats.set_sources({src.name for src in config.sources})
+        self.table.set_sources(frozenset(src.name for src in config.sources))
         g = config.global_
         self.table.retention = g.finished_job_retention
         scheduler.max_concurrency = g.max_concurrency

@@ -99,7 +99,12 @@ class JobEntry:
         snap = self.snapshot
         if snap is None:
             return None, None
-        start = snap.created if snap.created is not None else self.first_seen
+        start = snap.created
+        if start is None:
+            if snap.status.finished and self.seen_finished == self.first_seen:
+                # Finished (or gone) at the first look: how long it ran is unknown, not 0.
+                return None, None
+            start = self.first_seen
         end = None
         if snap.status.finished:
             end = snap.finished if snap.finished is not None else self.seen_finished

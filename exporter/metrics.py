@@ -53,6 +53,8 @@ class JobTable:
         self._retention = retention
         self._expiry: list[tuple[float, JobKey]] = []
         self._per_source: dict[str, int] = {}
+        # Configured sources: each gets a watched-jobs series, 0 while it has no job.
+        self._sources: frozenset[str] = frozenset()
         self._blocks = Blocks(N_FAMILIES)
         # Running jobs' durations, formatted at scrape time: key -> (line prefix, start),
         # and the template and starts for all of them at once (None: rebuild).
@@ -91,6 +93,10 @@ class JobTable:
     def get(self, key: JobKey) -> JobEntry | None:
         """The entry for ``key``, if watched."""
         return self._jobs.get(key)
+
+    def set_sources(self, names: frozenset[str]) -> None:
+        """The configured sources, shown with ``batchjob_exporter_watched_jobs`` even when empty."""
+        self._sources = names
 
     def count(self, source: str) -> int:
         """How many jobs of ``source`` are watched, in constant time."""
@@ -175,11 +181,13 @@ class JobTable:
                 pieces += self._durations(now)
             if pieces:
                 parts += (header, *pieces)
-        if self._per_source:
+        sources = self._sources.union(self._per_source)
+        if sources:
+            counts = self._per_source
             parts.append(WATCHED_HEADER)
             parts += [
                 f'batchjob_exporter_watched_jobs{{source="{escape(s)}"}} {n}\n'.encode()
-                for s, n in sorted(self._per_source.items())
+                for s, n in ((s, counts.get(s, 0)) for s in sorted(sources))
             ]
         if tail:
             parts.append(tail)

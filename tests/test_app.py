@@ -71,7 +71,9 @@ async def test_three_apis_progress_finish_and_expire(make_harness: MakeHarness) 
     assert h.samples().keys() == {
         k for k in h.samples() if k[0].startswith(("batchjob_exporter_", "process_"))
     }
-    assert h.value("batchjob_exporter_watched_jobs", source="evo") is None
+    assert (
+        h.value("batchjob_exporter_watched_jobs", source="evo") == 0
+    )  # the source stays configured
     assert h.sim.token_requests == 1
 
 

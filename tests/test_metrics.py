@@ -106,6 +106,51 @@ def test_duration_without_api_times_uses_what_the_exporter_saw() -> None:
     assert samples(table, NOW + 1000)[dur] == 30.0
 
 
+def test_a_job_finished_at_first_sight_without_api_times_has_no_duration() -> None:
+    """Without a created time, a job first seen finished or not found shows no duration, not 0."""
+    table = JobTable(retention=3600)
+    for job, snap in (
+        ("done", Snapshot(Status.COMPLETED, "isCompleted=true")),
+        ("ended", Snapshot(Status.COMPLETED, "done", finished=NOW - 50)),
+        ("gone", Snapshot(Status.NOT_FOUND, "")),
+    ):
+        table.add(("evo", job), "evocalize_batch_report")
+        table.record_success(("evo", job), snap, NOW)
+    table.add(("evo", "made"), "evocalize_batch_report")
+    table.record_success(
+        ("evo", "made"),
+        Snapshot(Status.COMPLETED, "done", created=NOW - 80, finished=NOW - 50),
+        NOW,
+    )
+    got = samples(table, NOW + 100)
+    durations = {
+        dict(k[1])["job_id"]: v for k, v in got.items() if k[0] == "batchjob_duration_seconds"
+    }
+    assert durations == {"made": 30.0}
+    assert (
+        got[
+            (
+                "batchjob_status",
+                frozenset({("source", "evo"), ("job_id", "gone"), ("status", "not_found")}),
+            )
+        ]
+        == 1.0
+    )
+
+
+def test_a_configured_source_without_jobs_shows_zero_watched_jobs() -> None:
+    """Every configured source has a watched-jobs series, 0 when empty; a job of another counts."""
+    table = JobTable(retention=60)
+    table.set_sources(frozenset({"evo", "idle"}))
+    table.add(("evo", "a"), "evocalize_batch_report")
+    table.add(("old", "b"), "batch_import_job")
+    got = samples(table)
+    watched = {
+        dict(k[1])["source"]: v for k, v in got.items() if k[0] == "batchjob_exporter_watched_jobs"
+    }
+    assert watched == {"evo": 1.0, "idle": 0.0, "old": 1.0}
+
+
 def test_a_failed_poll_keeps_the_last_good_values() -> None:
     """poll_success drops to 0 while every other value stays as last read."""
     table = JobTable(retention=60)
