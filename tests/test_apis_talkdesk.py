@@ -56,7 +56,9 @@ def job_body(http_status: int = 200, /, **job: object) -> Response:
             del inner[key]
         else:
             inner[key] = value
-    return response(json.dumps(body), status=http_status)
+    return response(
+        json.dumps(body), status=http_status, location=SIGNED if http_status == 300 else None
+    )
 
 
 def test_example_processing_job() -> None:
@@ -134,6 +136,13 @@ def test_300_with_empty_body_is_completed(body: bytes) -> None:
     """A 300 with an empty body means the report file exists: completed, vendor_status done."""
     snapshot = parse_job(response(body, status=300, location=SIGNED))
     assert snapshot == Snapshot(status=Status.COMPLETED, vendor_status="done")
+
+
+def test_300_without_location_fails_the_poll() -> None:
+    """A 300 without a Location header is not a finished report: a VendorError, not completed."""
+    with pytest.raises(VendorError) as caught:
+        parse_job(response(b"", status=300))
+    assert caught.value.reason == "unexpected_status"
 
 
 def test_300_with_job_body_keeps_info_and_raw_status() -> None:
@@ -265,7 +274,7 @@ JOB_LIKE = st.fixed_dictionaries(
 def test_parse_job_returns_snapshot_or_vendor_error(value: object, status: int) -> None:
     """Any JSON value at 200 or 300 gives a snapshot or a VendorError, never another exception."""
     try:
-        result = parse_job(response(json.dumps(value), status=status))
+        result = parse_job(response(json.dumps(value), status=status, location=SIGNED))
     except VendorError:
         assert status == 200
         return

@@ -82,6 +82,10 @@ def _parse_located(response: Response) -> Snapshot:
 def parse_job(response: Response) -> Snapshot:
     """Read a report job; ``vendor_status`` is ``job.status`` as sent, ``done`` for a bare 300."""
     if response.status == LOCATED:
+        # The report's file is at Location; a 300 without one is not the vendor's answer
+        # (a proxy's "multiple choices", say), so it proves nothing about the report.
+        if not response.headers.get("Location"):
+            raise VendorError("unexpected_status", "HTTP 300 without a Location header")
         return _parse_located(response)
     return _parse_ok(response)
 
