@@ -41,6 +41,7 @@ SEVERITIES = frozenset({"critical", "warning", "info"})
 NAMED_IN_DESCRIPTION = {
     "BatchJobFailed": ("job_id", "source"),
     "BatchJobStalled": ("job_id", "source"),
+    "BatchJobRunningTooLong": ("job_id", "source"),
     "BatchJobErrorRatioHigh": ("job_id", "source"),
     "BatchJobNotFound": ("job_id", "source"),
     "BatchJobSourceUnreachable": ("source", "instance"),
