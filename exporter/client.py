@@ -8,6 +8,7 @@ counted in the request metrics by HTTP status or that reason.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -20,18 +21,18 @@ from yarl import URL
 from exporter import __version__
 from exporter.auth import Auth
 from exporter.config.model import SourceConfig, TLSConfig
+from exporter.config.tls import load_tls
 from exporter.model import Response
+from exporter.reload import Fingerprint, fingerprint
 
 USER_AGENT = f"batch-job-exporter/{__version__}"
 # Far above any documented answer (an errors page, a job); a 50 MB body is refused unread.
 MAX_BODY = 8 * 1024 * 1024
 _CHUNK = 64 * 1024
-_TLS_VERSIONS = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
+# How often a client looks at its TLS files: a rotated secret is used within seconds,
+# and a request pays only a clock read in between.
+TLS_CHECK_INTERVAL = 5.0
+LOG = logging.getLogger(__name__)
 
 
 class RequestStats(Protocol):
@@ -60,19 +61,63 @@ def expand(template: str, job_id: str, params: tuple[tuple[str, str], ...]) -> s
     return template.format_map(values)
 
 
-def ssl_context(tls: TLSConfig | None) -> ssl.SSLContext:
-    """A client TLS context from Prometheus' ``tls_config`` keys."""
-    ctx = ssl.create_default_context(cafile=tls.ca_file if tls else None)
-    if tls is None:
-        return ctx
-    if tls.cert_file and tls.key_file:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.min_version:
-        ctx.minimum_version = _TLS_VERSIONS[tls.min_version]
-    if tls.insecure_skip_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+class TLSFiles:
+    """A source's SSL context, rebuilt when a file it was loaded from changes.
+
+    Kubernetes rewrites a mounted secret by swapping a symlink, so a file is
+    known by its resolved path, inode, size and mtime.  A rebuild that fails
+    (a half-written file) keeps the last good context; the next change retries.
+    """
+
+    def __init__(self, source: str, tls: TLSConfig | None, monotonic: Callable[[], float]) -> None:
+        self._source = source
+        self._tls = tls
+        self._paths = (
+            tuple(p for p in (tls.ca_file, tls.cert_file, tls.key_file) if p) if tls else ()
+        )
+        self._monotonic = monotonic
+        self._seen = self._fingerprints()  # before loading: a change in between shows later
+        self.context = load_tls(tls)
+        self._next_check = monotonic() + TLS_CHECK_INTERVAL
+
+    def recheck(self) -> None:
+        """Look at the files at the next request (a reload was asked for)."""
+        self._next_check = float("-inf")
+
+    async def current(self) -> ssl.SSLContext:
+        """The context for a new request."""
+        if not self._paths or self._monotonic() < self._next_check:
+            return self.context
+        # Set before awaiting, so concurrent requests keep using the current context.
+        self._next_check = self._monotonic() + TLS_CHECK_INTERVAL
+        # Off the loop: stat() may block on a network volume, loading a bundle takes a while.
+        found = await asyncio.to_thread(self._rebuild)
+        # Recorded only here: a request cancelled while the thread ran must not lose a change.
+        if found is not None:
+            self._seen, rebuilt = found
+            if rebuilt is not None:
+                self.context = rebuilt
+                LOG.info("source %s: TLS files changed, new connections use them", self._source)
+        return self.context
+
+    def _rebuild(self) -> tuple[tuple[Fingerprint, ...], ssl.SSLContext | None] | None:
+        """The files' fingerprints and a context from them, or ``None`` if nothing changed."""
+        seen = self._fingerprints()
+        if seen == self._seen:
+            return None
+        try:
+            return seen, load_tls(self._tls)
+        except (OSError, ValueError) as exc:
+            # Once per change: the same fingerprints are not tried again.
+            LOG.warning(
+                "source %s: TLS files changed but do not load, still using the old ones: %s",
+                self._source,
+                exc,
+            )
+            return seen, None
+
+    def _fingerprints(self) -> tuple[Fingerprint, ...]:
+        return tuple(fingerprint(path) for path in self._paths)
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -100,15 +145,13 @@ class SourceClient:
         self.source = source
         self._stats = stats
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._ssl = ssl_context(source.tls_config)
+        self.tls = TLSFiles(source.name, source.tls_config, monotonic)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self.auth = Auth(source, self._post_form, monotonic)
 
     async def __aenter__(self) -> SourceClient:
-        connector = aiohttp.TCPConnector(
-            ssl=self._ssl, limit=self._max_connections, ttl_dns_cache=300
-        )
+        connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
@@ -165,6 +208,8 @@ class SourceClient:
                 headers=headers,
                 data=data,
                 allow_redirects=False,
+                # aiohttp pools connections by context: a rebuilt one gets new connections.
+                ssl=await self.tls.current(),
                 server_hostname=self._server_name(),
             ) as resp:
                 code = str(resp.status)

@@ -6,7 +6,8 @@ settings changed gets a new client, but keeps its gate (with a new rate cap, if
 that changed) while it still talks to the same ``base_url``, even when it was
 removed and comes back, so a reload never reopens a ``Retry-After`` window
 early.  A replaced client is closed once the polls that may still be using it
-have had ``request_timeout`` to finish.
+have had ``request_timeout`` to finish.  A kept client watches its TLS files
+itself; a reload only makes it look at them at once.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class SourcePool:
         if problems:
             raise ConfigError(problems)
         self._grace = g.request_timeout + 1.0
+        for name, runtime in self.runtimes.items():
+            if name in wanted and name not in fresh:
+                # A secret rotated by hand then a SIGHUP: use it now, not at the next check.
+                runtime.client.tls.recheck()
         reset = {name for name in self.runtimes if name not in wanted}
         for name in reset:
             removed = self.runtimes.pop(name)

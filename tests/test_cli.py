@@ -14,6 +14,7 @@ import pytest
 
 from exporter.app import Listen
 from exporter.cli import DEFAULT_PORT, main, parse_listen
+from tests.test_client_tls import issue, make_ca
 
 GOOD = """\
 sources:
@@ -76,6 +77,43 @@ def test_check_config_lists_every_problem_with_its_line(
     assert "c.yaml:5:" in err
     assert "no_such_api" in err
     assert "Traceback" not in err
+
+
+def test_check_config_loads_tls_files_not_just_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Readable garbage in ca_file, cert_file and key_file fails --check-config at each key."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    ca = make_ca(tmp_path, "ca")
+    leaf = issue(tmp_path, ca, "leaf")
+    path = tmp_path / "c.yaml"
+    second = GOOD.replace("name: fs", "name: fs2")
+    path.write_text(
+        GOOD
+        + f"    tls_config: {{ca_file: '{garbage}'}}\n"
+        + second.removeprefix("sources:\n")
+        + f"    tls_config: {{cert_file: '{garbage}', key_file: '{leaf.key}'}}\n"
+    )
+    assert main([f"--config.file={path}", "--check-config"]) == 1
+    out, err = capsys.readouterr()
+    assert "OK" not in out
+    assert "c.yaml:7:27: sources[0].tls_config.ca_file: fs: cannot set up its HTTP client" in err
+    assert "c.yaml:13:29: sources[1].tls_config.cert_file: fs2: cannot set up" in err
+    assert "NO_CERTIFICATE_OR_CRL_FOUND" in err
+
+
+def test_check_config_accepts_tls_files_that_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CA, certificate and key that load pass --check-config."""
+    ca = make_ca(tmp_path, "ca")
+    leaf = issue(tmp_path, ca, "leaf")
+    path = tmp_path / "c.yaml"
+    tls = f"{{ca_file: '{ca.cert}', cert_file: '{leaf.cert}', key_file: '{leaf.key}'}}"
+    path.write_text(GOOD + f"    tls_config: {tls}\n")
+    assert main([f"--config.file={path}", "--check-config"]) == 0
+    assert "OK (1 sources, 2 jobs)" in capsys.readouterr().out
 
 
 def test_config_file_is_required_without_demo(capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,5 +300,5 @@ async def test_a_ca_file_that_does_not_load_exits_1_with_one_line(
     )
     err = await finish(proc)
     assert proc.returncode == 1
-    assert b"fs: cannot set up its HTTP client" in err
+    assert b"c.yaml:7:27: sources[0].tls_config.ca_file: fs: cannot set up its HTTP client" in err
     assert b"Traceback" not in err

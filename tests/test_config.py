@@ -27,6 +27,7 @@ from exporter.config import (
     parse_config,
 )
 from exporter.model import ErrorsPage, Response, Snapshot, Status
+from tests.test_client_tls import issue, make_ca, openssl
 
 SECRET = "hunter2"  # noqa: S105 - a fake secret that no message may show
 
@@ -109,8 +110,9 @@ def test_full_config_resolves_every_field(
 ) -> None:
     """Every documented key lands in the model, with durations in seconds."""
     monkeypatch.setenv("TD_SECRET", SECRET)
-    for name in ("ca.pem", "cert.pem", "key.pem"):
-        (tmp_path / name).write_text("x", encoding="utf-8")
+    ca = make_ca(tmp_path, "ca")
+    leaf = issue(tmp_path, ca, "cert")
+    leaf.key.rename(tmp_path / "key.pem")
     config = parse(
         f"""\
         global:
@@ -1011,6 +1013,95 @@ def test_tls_cert_and_key_go_together(tmp_path: Path) -> None:
 def test_tls_config_is_checked(tls: str, message: str) -> None:
     """TLS versions come from a fixed list, files must exist, flags are booleans."""
     assert message in one_problem(source(f"tls_config: {tls}\n"))
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> dict[str, Path]:
+    """TLS files by role: a CA, a leaf cert and its key, another key, garbage, encrypted."""
+    ca = make_ca(tmp_path, "ca")
+    leaf, other = issue(tmp_path, ca, "leaf"), issue(tmp_path, ca, "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text(f"not PEM {SECRET}\n", encoding="utf-8")
+    encrypted = tmp_path / "encrypted.key"
+    openssl("ec", "-in", leaf.key, "-aes128", "-passout", "pass:x", "-out", encrypted)
+    return {
+        "ca": ca.cert,
+        "cert": leaf.cert,
+        "key": leaf.key,
+        "other_key": other.key,
+        "garbage": garbage,
+        "encrypted": encrypted,
+    }
+
+
+_NO_CERT = "no PEM certificate found (NO_CERTIFICATE_OR_CRL_FOUND)"
+
+
+@pytest.mark.parametrize(
+    ("roles", "at", "message"),
+    [
+        (("garbage", None, None), "6:16: sources[0].tls_config.ca_file", _NO_CERT),
+        (("ca", "garbage", "key"), "7:18: sources[0].tls_config.cert_file", _NO_CERT),
+        (
+            (None, "cert", "garbage"),
+            "7:17: sources[0].tls_config.key_file",
+            'cannot load "{garbage}": no PEM private key found',
+        ),
+        (
+            (None, "cert", "other_key"),
+            "7:17: sources[0].tls_config.key_file",
+            '"{other_key}" is not the key of cert_file',
+        ),
+        (
+            (None, "cert", "encrypted"),
+            "7:17: sources[0].tls_config.key_file",
+            '"{encrypted}" is encrypted: give an unencrypted key',
+        ),
+    ],
+)
+def test_tls_files_must_load_not_just_be_readable(
+    pki: dict[str, Path], roles: tuple[str | None, str | None, str | None], at: str, message: str
+) -> None:
+    """A TLS file that OpenSSL cannot use is a problem at its key, naming the source."""
+    keys = ("ca_file", "cert_file", "key_file")
+    lines = [f"  {key}: {pki[role]}\n" for key, role in zip(keys, roles, strict=True) if role]
+    problem = one_problem(source("tls_config:\n" + "".join(lines)))
+    expected = message.format_map(pki)
+    if message == _NO_CERT:
+        expected = f'cannot load "{pki["garbage"]}": {_NO_CERT}'
+    assert problem == f"config.yaml:{at}: src: cannot set up its HTTP client: {expected}"
+    assert SECRET not in problem
+
+
+def test_tls_load_problems_are_gathered_with_the_others(pki: dict[str, Path]) -> None:
+    """Every source's unusable TLS file is reported, in file order, among other problems."""
+    text = f"""\
+        sources:
+          - name: a
+            api: batch_import_job
+            base_url: https://a.example.com/
+            tls_config: {{ca_file: {pki["garbage"]}}}
+          - name: b
+            api: nope
+            base_url: https://b.example.com/
+            tls_config: {{cert_file: {pki["cert"]}, key_file: {pki["other_key"]}}}
+        """
+    found = problems(text)
+    key_column = textwrap.dedent(text).splitlines()[8].index(str(pki["other_key"])) + 1
+    assert [problem.split(": ")[:3] for problem in found] == [
+        ["config.yaml:5:27", "sources[0].tls_config.ca_file", "a"],
+        ["config.yaml:7:10", "sources[1].api", 'unknown API "nope"; known APIs'],
+        [f"config.yaml:9:{key_column}", "sources[1].tls_config.key_file", "b"],
+    ]
+
+
+def test_usable_tls_files_pass(pki: dict[str, Path]) -> None:
+    """A CA, a client certificate and its key that load give a TLSConfig."""
+    tls = f"{{ca_file: {pki['ca']}, cert_file: {pki['cert']}, key_file: {pki['key']}}}"
+    config = parse(source(f"tls_config: {tls}\n"))
+    assert config.sources[0].tls_config == TLSConfig(
+        ca_file=str(pki["ca"]), cert_file=str(pki["cert"]), key_file=str(pki["key"])
+    )
 
 
 def test_tls_defaults() -> None:

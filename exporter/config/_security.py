@@ -13,6 +13,7 @@ from yaml.nodes import Node, SequenceNode
 
 from exporter.config._nodes import Fields, Walker, join, line_of, quote
 from exporter.config.model import Authorization, BasicAuth, Header, OAuth2, Secret, TLSConfig
+from exporter.config.tls import TLS_VERSIONS, TLSFileError, load_tls
 
 # RFC 9110 "token": what a header name or an auth scheme may consist of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -20,7 +21,6 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_HEADER_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTH_KEYS = ("authorization", "basic_auth", "oauth2")
-_TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")
 
 
 def secret(walker: Walker, fields: Fields, key: str, *, required: bool) -> Secret | None:
@@ -214,8 +214,8 @@ def _header(walker: Walker, node: Node, path: str, name: str) -> Header | None:
     return Header(name=name, values=tuple(values), secrets=tuple(secrets))
 
 
-def build_tls(walker: Walker, node: Node, path: str) -> TLSConfig | None:
-    """``tls_config``: files must be readable, cert_file and key_file go together."""
+def build_tls(walker: Walker, node: Node, path: str, source: str) -> TLSConfig | None:
+    """``tls_config``: files must load, cert_file and key_file go together."""
     keys = ("ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify")
     fields = walker.mapping(node, path, (*keys, "min_version"))
     if fields is None:
@@ -236,15 +236,15 @@ def build_tls(walker: Walker, node: Node, path: str) -> TLSConfig | None:
     version = None
     if version_node is not None:
         version = walker.string(version_node, fields.at("min_version"))
-        if version is not None and version not in _TLS_VERSIONS:
-            allowed = ", ".join(_TLS_VERSIONS)
+        if version is not None and version not in TLS_VERSIONS:
+            allowed = ", ".join(TLS_VERSIONS)
             walker.problem(
                 version_node,
                 fields.at("min_version"),
                 f"must be one of {allowed}, got {quote(version)}",
             )
             version = None
-    return TLSConfig(
+    tls = TLSConfig(
         ca_file=files["ca_file"],
         cert_file=files["cert_file"],
         key_file=files["key_file"],
@@ -252,3 +252,12 @@ def build_tls(walker: Walker, node: Node, path: str) -> TLSConfig | None:
         insecure_skip_verify=bool(skip),
         min_version=version,
     )
+    # Readable is not usable: garbage PEM would pass the check above and stop the start.
+    if any(files.values()):
+        try:
+            load_tls(tls)
+        except TLSFileError as exc:
+            message = f"{source or 'source'}: cannot set up its HTTP client: {exc.message}"
+            walker.problem(fields.entries[exc.key][1], fields.at(exc.key), message)
+            return None
+    return tls

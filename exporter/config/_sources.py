@@ -96,7 +96,7 @@ def _source(
         oauth2=oauth2,
         http_headers=fields.read("http_headers", lambda node, at: build_headers(walker, node, at))
         or (),
-        tls_config=fields.read("tls_config", lambda node, at: build_tls(walker, node, at)),
+        tls_config=fields.read("tls_config", lambda node, at: build_tls(walker, node, at, name)),
     )
 
 
