@@ -28,11 +28,21 @@ DEFAULT_TOKEN_TTL = 300.0
 
 
 class AuthError(Exception):
-    """Credentials could not be obtained; ``reason`` is a metric-safe word."""
+    """Credentials could not be obtained; ``reason`` is a metric-safe word.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``response`` is the token endpoint's answer when it sent one, so the caller
+    can honour a 429's Retry-After or a 401 like any other answer.  ``shared``
+    marks a failure handed to a poll that waited for another poll's fetch: that
+    poll has already reported it.
+    """
+
+    def __init__(
+        self, reason: str, message: str, response: Response | None = None, *, shared: bool = False
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.response = response
+        self.shared = shared
 
 
 class SecretCache:
@@ -80,6 +90,8 @@ class Auth:
         self._secrets = SecretCache(monotonic)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
+        self._fetches = 0
+        self._fetch_failed: AuthError | None = None
 
     async def headers(self) -> dict[str, str]:
         """Every header to send; may fetch an OAuth2 token first."""
@@ -109,11 +121,23 @@ class Auth:
         token = self._token
         if token is not None and self._monotonic() < token.renew_at:
             return token.value
-        # One fetch serves every poll that was waiting for it.
+        fetches = self._fetches
+        # One fetch serves every poll that was waiting for it, a refusal too: a poll asking
+        # again right after a 429 or a 401 would do so inside the window it just opened.
         async with self._token_lock:
+            failed = self._fetch_failed
+            if failed is not None and self._fetches != fetches:
+                raise AuthError(failed.reason, str(failed), failed.response, shared=True)
             token = self._token
             if token is None or self._monotonic() >= token.renew_at:
-                token = self._token = await self._fetch_token(oauth)
+                self._fetch_failed = None  # a cancelled fetch must not leave an old failure
+                try:
+                    token = self._token = await self._fetch_token(oauth)
+                except AuthError as exc:
+                    self._fetch_failed = exc
+                    raise
+                finally:
+                    self._fetches += 1  # counts finished fetches, so waiters can tell one ended
         return token.value
 
     async def _fetch_token(self, oauth: OAuth2) -> _Token:
@@ -125,7 +149,7 @@ class Auth:
         if isinstance(answer, str):
             raise AuthError("oauth2_token", f"token request failed: {answer}")
         if answer.status != 200:
-            raise AuthError("oauth2_token", f"token endpoint answered HTTP {answer.status}")
+            raise AuthError("oauth2_token", f"token endpoint answered HTTP {answer.status}", answer)
         try:
             body = json.loads(answer.body)
             value = body["access_token"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from yarl import URL
 
@@ -18,8 +18,10 @@ from exporter.apis.base import ApiSpec, error_detail
 from exporter.auth import AuthError
 from exporter.client import SourceClient
 from exporter.clock import Clock
+from exporter.errorpages import ErrorsRead, read_errors
 from exporter.metrics import JobEntry, JobKey, JobTable
 from exporter.model import Response, Snapshot, Status, VendorError
+from exporter.outcomes import Deferred, PollFailed
 from exporter.politeness import Backoff, SourceGate, parse_retry_after
 
 LOG = logging.getLogger(__name__)
@@ -28,11 +30,12 @@ LOG = logging.getLogger(__name__)
 NOT_FOUND_AFTER = 3
 # Credentials refused: ask again this rarely, so a wrong key does not hammer the vendor.
 AUTH_RETRY = 300.0
-# An errors endpoint that never stops paging is a vendor bug, not a reason to loop forever.
-MAX_ERROR_PAGES = 1000
 RATE_LIMIT_CODES = frozenset({429, 503})
+AUTH_REFUSED = frozenset({401, 403})
 # Jobs put back after a closed window return spread over at most this long.
 SPREAD_MAX = 30.0
+# Reads kept for jobs dropped mid-read are swept once there are more than this many.
+SWEEP_MIN = 64
 
 
 class PollStats(Protocol):
@@ -62,23 +65,6 @@ class SourceRuntime:
     auth_failing: bool = False
 
 
-class PollFailed(Exception):
-    """The poll failed; the job keeps its last good values and waits ``retry_in``."""
-
-    def __init__(self, reason: str, retry_in: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_in = retry_in
-
-
-class Deferred(Exception):
-    """The source's gate is closed: no request was sent, try again in ``delay``."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(delay)
-        self.delay = delay
-
-
 class Poller:
     """Polls jobs of every source into the job table."""
 
@@ -97,11 +83,14 @@ class Poller:
         self._rng = rng
         self._stats = stats
         self._job_backoff = Backoff(base=1.0, cap=900.0)
+        self._reads: dict[JobKey, ErrorsRead] = {}
+        self._sweep_at = SWEEP_MIN
 
     async def poll(self, key: JobKey) -> float | None:
         """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
         entry = self._table.get(key)
         if entry is None:
+            self._reads.pop(key, None)
             return None
         src = self._sources[key[0]]
         try:
@@ -124,7 +113,35 @@ class Poller:
 
     async def _poll(self, entry: JobEntry, src: SourceRuntime) -> float | None:
         key = entry.key
-        source, job_id = key
+        read = self._reads.pop(key, None)
+        if read is None or read.entry is not entry:
+            snap = await self._job(entry, src)
+            if snap is None:
+                return None
+            # A job the vendor does not know has no errors to read: its errors endpoint is a
+            # 404 too, and treating that as a failed poll would keep it from not_found forever.
+            if (
+                not snap.status.finished
+                or snap.status is Status.NOT_FOUND
+                or src.spec.parse_errors_page is None
+            ):
+                return self._succeeded(entry, src, snap)
+            read = ErrorsRead(entry, snap)
+        try:
+            await read_errors(src, read, self._get)
+        except Deferred:
+            # The job request (or an earlier page) used the rate slot: the next poll goes
+            # on from the page it could not send, so the read finishes instead of restarting.
+            self._keep(key, read)
+            raise
+        if self._table.get(key) is not entry:
+            return None
+        self._table.record_errors(key, tuple(sorted(read.totals.items())))
+        return self._succeeded(entry, src, read.snap)
+
+    async def _job(self, entry: JobEntry, src: SourceRuntime) -> Snapshot | None:
+        """The job's snapshot from its job request; ``None`` if it was dropped meanwhile."""
+        source, job_id = key = entry.key
         resp = await self._get(src, src.client.url(src.client.source.path, job_id))
         if self._table.get(key) is not entry:  # dropped or replaced while we waited
             return None
@@ -133,57 +150,28 @@ class Poller:
             if entry.not_found_streak < NOT_FOUND_AFTER:
                 LOG.debug("job %s/%s: 404 (%d in a row)", source, job_id, entry.not_found_streak)
                 raise PollFailed("not_found", src.interval)
-            snap = Snapshot(Status.NOT_FOUND, "http_404")
-        elif resp.status in src.spec.ok_statuses:
+            return Snapshot(Status.NOT_FOUND, "http_404")
+        if resp.status in src.spec.ok_statuses:
             try:
-                snap = src.spec.parse_job(resp)
+                return src.spec.parse_job(resp)
             except VendorError as exc:
                 LOG.warning("job %s/%s: %s", source, job_id, exc)
                 raise PollFailed(exc.reason) from None
-        else:
-            detail = error_detail(resp) or f"HTTP {resp.status}"
-            LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
-            raise PollFailed("unexpected_status")
-        # A job the vendor does not know has no errors to read: its errors endpoint is a
-        # 404 too, and treating that as a failed poll would keep it from not_found forever.
-        if (
-            snap.status.finished
-            and snap.status is not Status.NOT_FOUND
-            and src.spec.parse_errors_page is not None
-        ):
-            counts = await self._read_errors(src, job_id)
-            if self._table.get(key) is not entry:
-                return None
-            self._table.record_errors(key, counts)
-        entry = self._table.record_success(key, snap, self._clock.time())
+        detail = error_detail(resp) or f"HTTP {resp.status}"
+        LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
+        raise PollFailed("unexpected_status")
+
+    def _succeeded(self, entry: JobEntry, src: SourceRuntime, snap: Snapshot) -> float | None:
+        entry = self._table.record_success(entry.key, snap, self._clock.time())
         return None if entry.finished else src.interval
 
-    async def _read_errors(self, src: SourceRuntime, job_id: str) -> tuple[tuple[str, int], ...]:
-        spec = src.spec
-        template = src.client.source.errors_path or spec.default_errors_path
-        parse = spec.parse_errors_page
-        if parse is None or template is None:
-            raise PollFailed("errors_endpoint")
-        totals: dict[str, int] = {}
-        token: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_ERROR_PAGES):
-            query = {src.client.source.errors_page_token_param: token} if token else None
-            resp = await self._get(src, src.client.url(template, job_id, query))
-            if resp.status != 200:
-                raise PollFailed("errors_endpoint")
-            try:
-                page = parse(resp)
-            except VendorError as exc:
-                LOG.warning("errors of %s/%s: %s", src.client.source.name, job_id, exc)
-                raise PollFailed(exc.reason) from None
-            for code, n in page.counts:
-                totals[code] = totals.get(code, 0) + n
-            token = page.next_token
-            if token is None or token in seen:
-                break
-            seen.add(token)
-        return tuple(sorted(totals.items()))
+    def _keep(self, key: JobKey, read: ErrorsRead) -> None:
+        self._reads[key] = read
+        # A job dropped while its read waits is never polled again to pop it: sweep now and then.
+        if len(self._reads) > self._sweep_at:
+            table = self._table
+            self._reads = {k: r for k, r in self._reads.items() if table.get(k) is r.entry}
+            self._sweep_at = max(SWEEP_MIN, 2 * len(self._reads))
 
     async def _get(self, src: SourceRuntime, url: URL) -> Response:
         """One request through the gate; anything but an answer to parse raises PollFailed."""
@@ -204,13 +192,8 @@ class Poller:
         now = self._clock.monotonic()
         if resp.status in RATE_LIMIT_CODES:
             return self._rate_limited(src, resp, now)
-        if resp.status in {401, 403}:
-            gate.hold(now, max(AUTH_RETRY, src.interval))
-            if not src.auth_failing:
-                detail = error_detail(resp) or ""
-                LOG.error("source %s: credentials refused (HTTP %d) %s", name, resp.status, detail)
-            src.auth_failing = True
-            raise PollFailed("unauthorized", gate.spread(gate.closed_for(now), src.interval))
+        if resp.status in AUTH_REFUSED:
+            raise self._refused(src, resp, now, "unauthorized", "")
         if resp.status >= 500:
             window = gate.failure(now)
             LOG.warning("source %s: HTTP %d; backing off %.1fs", name, resp.status, window)
@@ -230,22 +213,49 @@ class Poller:
         try:
             headers = await src.client.auth.headers()
         except AuthError as exc:
-            LOG.error("source %s: %s", src.client.source.name, exc)
-            window = src.gate.failure(self._clock.monotonic())
-            raise PollFailed(exc.reason, self._after(src, window)) from None
+            raise self._auth_failed(src, exc) from None
         resp = await src.client.get(url, headers)
         if isinstance(resp, str):
             window = src.gate.failure(self._clock.monotonic())
-            LOG.warning(
-                "source %s: request failed (%s); backing off %.1fs",
-                src.client.source.name,
-                resp,
-                window,
-            )
+            name = src.client.source.name
+            LOG.warning("source %s: request failed (%s); backing off %.1fs", name, resp, window)
             raise PollFailed(resp, self._after(src, window))
         return resp
 
-    def _rate_limited(self, src: SourceRuntime, resp: Response, now: float) -> Response:
+    def _auth_failed(self, src: SourceRuntime, exc: AuthError) -> Exception:
+        """What a failure to get credentials (an OAuth2 token) does to the poll and source."""
+        now = self._clock.monotonic()
+        resp = exc.response
+        if exc.shared and (wait := src.gate.closed_for(now)):
+            # The poll whose token request this was has counted it and closed the source.
+            return Deferred(self._after(src, wait))
+        if resp is not None and resp.status in RATE_LIMIT_CODES:
+            self._rate_limited(src, resp, now)
+        if resp is not None and resp.status in AUTH_REFUSED:
+            return self._refused(src, resp, now, exc.reason, " by the OAuth2 token endpoint")
+        LOG.error("source %s: %s", src.client.source.name, exc)
+        window = src.gate.failure(now)
+        return PollFailed(exc.reason, self._after(src, window))
+
+    def _refused(
+        self, src: SourceRuntime, resp: Response, now: float, reason: str, where: str
+    ) -> PollFailed:
+        """Credentials refused: one error line, then the source is asked again only rarely."""
+        gate = src.gate
+        gate.hold(now, max(AUTH_RETRY, src.interval))
+        if not src.auth_failing:
+            detail = error_detail(resp) or ""
+            LOG.error(
+                "source %s: credentials refused%s (HTTP %d) %s",
+                src.client.source.name,
+                where,
+                resp.status,
+                detail,
+            )
+        src.auth_failing = True
+        return PollFailed(reason, gate.spread(gate.closed_for(now), src.interval))
+
+    def _rate_limited(self, src: SourceRuntime, resp: Response, now: float) -> NoReturn:
         name = src.client.source.name
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.time())
         if resp.status == 503 and retry_after is None:

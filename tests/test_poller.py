@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import socket
@@ -12,6 +13,7 @@ import pytest
 
 from exporter.poller import AUTH_RETRY
 from exporter.simulator import Fault
+from exporter.simulator.faults import TOKEN_TARGET
 from tests.harness import EVO, FS, TD, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -212,3 +214,47 @@ async def test_oauth2_token_endpoint_failure_fails_the_poll(make_harness: MakeHa
     assert h.value("batchjob_poll_success", source="td", job_id="t") == 0
     assert h.value("batchjob_exporter_poll_failures_total", source="td", reason="oauth2_token")
     assert not [r for r in h.sim.requests if r.api == TD]
+
+
+async def test_refused_client_credentials_log_once_and_retry_slowly(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 from the token endpoint is treated like one from the API: one line, slow retries."""
+    h = await make_harness()
+    for i in range(3):
+        h.sim.add_job(TD, f"t{i}", total=100_000, rate=1)
+    text = source_yaml(h.sim, TD, "td", ["t0", "t1", "t2"]).replace(
+        h.sim.credentials.talkdesk_client_secret, "not-the-secret-789"
+    )
+    caplog.set_level(logging.DEBUG)
+    await h.start(text, "  max_concurrency: 2\n")
+    await h.advance(AUTH_RETRY * 3, step=10)
+    assert 1 <= len(h.requests(TOKEN_TARGET)) <= 4
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "credentials refused" in errors[0].getMessage()
+    assert "token endpoint" in errors[0].getMessage()
+    assert h.value("batchjob_poll_success", source="td", job_id="t0") == 0
+    for secret in ("not-the-secret-789", base64.b64encode(b"not-the-secret-789").decode()):
+        assert secret not in caplog.text
+    assert "Basic " not in caplog.text
+
+
+async def test_a_429_from_the_token_endpoint_closes_the_source_for_its_window(
+    make_harness: MakeHarness,
+) -> None:
+    """Retry-After on a token answer silences the whole source, token endpoint included."""
+    h = await make_harness()
+    for i in range(3):
+        h.sim.add_job(TD, f"t{i}", total=100_000, rate=1)
+    h.sim.set_fault(TOKEN_TARGET, Fault("rate_limit", retry_after="60", count=1))
+    await h.start(source_yaml(h.sim, TD, "td", ["t0", "t1", "t2"]), "  max_concurrency: 3\n")
+    await h.advance(120, step=2)
+    limited = [r.time for r in h.sim.requests if r.status == 429]
+    assert len(limited) == 1
+    sent = h.requests(TD) + h.requests(TOKEN_TARGET)
+    assert not [t for t in sent if limited[0] < t < limited[0] + 60]
+    assert h.value("batchjob_exporter_rate_limited_total", source="td") == 1
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="td") == 60
+    for i in range(3):
+        assert h.value("batchjob_poll_success", source="td", job_id=f"t{i}") == 1
