@@ -321,7 +321,7 @@ def pod_volumes(
     """Host directories standing in for the exporter container's volumes, as the kubelet fills them.
 
     The ConfigMap's files; the Secret's files that the config or the args name, with its
-    defaultMode and the pod's fsGroup; emptyDirs group-owned by fsGroup and writable, as
+    defaultMode and the pod's fsGroup; emptyDirs and PVCs group-owned by fsGroup and writable, as
     Kubernetes makes them. The ``--volume`` options, and the host directory of each mount path.
     """
     fs_group = pod["securityContext"]["fsGroup"]
@@ -344,7 +344,8 @@ def pod_volumes(
                 (local / name).chmod(volume["secret"]["defaultMode"])
             local.chmod(0o755)
         else:
-            assert "emptyDir" in volume, volume
+            # Both start as a directory the kubelet makes group-writable for fsGroup.
+            assert set(volume) & {"emptyDir", "persistentVolumeClaim"}, volume
             os.chown(local, 0, fs_group)
             local.chmod(0o2777)
         options.append(f"{local}:{path}" + (":ro" if mount.get("readOnly") else ""))
