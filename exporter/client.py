@@ -79,6 +79,7 @@ class TLSFiles:
         self._seen = self._fingerprints()  # before loading: a change in between shows later
         self.context = load_tls(tls)
         self._next_check = monotonic() + TLS_CHECK_INTERVAL
+        self._checking = False
 
     def recheck(self) -> None:
         """Look at the files at the next request (a reload was asked for)."""
@@ -86,12 +87,17 @@ class TLSFiles:
 
     async def current(self) -> ssl.SSLContext:
         """The context for a new request."""
-        if not self._paths or self._monotonic() < self._next_check:
+        if self._checking or not self._paths or self._monotonic() < self._next_check:
             return self.context
-        # Set before awaiting, so concurrent requests keep using the current context.
+        # Set before awaiting, so concurrent requests keep using the current context and
+        # one check runs at a time (an older result never lands after a newer one).
         self._next_check = self._monotonic() + TLS_CHECK_INTERVAL
-        # Off the loop: stat() may block on a network volume, loading a bundle takes a while.
-        found = await asyncio.to_thread(self._rebuild)
+        self._checking = True
+        try:
+            # Off the loop: stat() may block on a network volume, loading a bundle takes a while.
+            found = await asyncio.to_thread(self._rebuild)
+        finally:
+            self._checking = False
         # Recorded only here: a request cancelled while the thread ran must not lose a change.
         if found is not None:
             self._seen, rebuilt = found
@@ -195,6 +201,9 @@ class SourceClient:
         headers: Mapping[str, str],
         data: dict[str, str] | None = None,
     ) -> Response | str:
+        # Before the session is looked at: awaiting a rebuild must not leave us holding a
+        # session that a reload closed meanwhile, nor count the rebuild as request time.
+        ssl_context = await self.tls.current()
         session = self._session
         if session is None:  # closed by a reload while a slow poll still held it
             return "client_closed"
@@ -209,7 +218,7 @@ class SourceClient:
                 data=data,
                 allow_redirects=False,
                 # aiohttp pools connections by context: a rebuilt one gets new connections.
-                ssl=await self.tls.current(),
+                ssl=ssl_context,
                 server_hostname=self._server_name(),
             ) as resp:
                 code = str(resp.status)

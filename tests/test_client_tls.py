@@ -6,6 +6,7 @@ real HTTPS servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -246,3 +247,33 @@ async def test_unchanged_files_keep_the_same_context(tmp_path: Path, clock: Fake
     assert await c.tls.current() is first
     c.tls.recheck()
     assert await c.tls.current() is first
+
+
+async def test_a_client_closed_while_its_tls_files_are_checked_fails_the_request_cleanly(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A reload closing the client during a TLS check ends that request as client_closed."""
+    ca = make_ca(tmp_path, "ca")
+    c = client(URL("https://127.0.0.1:9/"), TLSConfig(ca_file=str(ca.cert)), clock, Stats())
+    async with c:
+        c.tls.recheck()
+        request = asyncio.create_task(status(c))
+        await asyncio.sleep(0)  # the request now waits on the TLS check's thread
+        await c.close()
+    assert await request == "client_closed"
+
+
+async def test_one_tls_check_runs_at_a_time(tmp_path: Path, clock: FakeClock) -> None:
+    """Requests arriving while a check runs use the current context and start no second check."""
+    ca = make_ca(tmp_path, "ca")
+    c = client(URL("https://127.0.0.1:9/"), TLSConfig(ca_file=str(ca.cert)), clock, Stats())
+    first = c.tls.context
+    c.tls.recheck()
+    checking = asyncio.create_task(c.tls.current())
+    await asyncio.sleep(0)  # the first check now runs in its thread
+    c.tls.recheck()  # a reload asks again meanwhile
+    meanwhile = c.tls.current()
+    with pytest.raises(StopIteration) as done:  # finishes without waiting on a second thread
+        meanwhile.send(None)
+    assert done.value.value is first
+    assert await checking is first
