@@ -25,6 +25,27 @@ RECHECK_SECONDS = 1.0
 TOKEN_MARGIN = 60.0
 # RFC 6749 makes expires_in optional; without it, renew often rather than use a dead token.
 DEFAULT_TOKEN_TTL = 300.0
+# RFC 6749 5.2: a 400 with one of these says the client credentials themselves are refused,
+# as a 401 does; retrying soon cannot help.  OAuth servers name it ``error``, Talkdesk ``code``.
+REFUSED_GRANT_ERRORS = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
+
+
+def token_refused(resp: Response) -> bool:
+    """Whether a token endpoint's answer refuses the credentials (not a passing failure)."""
+    if resp.status in {401, 403}:
+        return True
+    if resp.status != 400:
+        return False
+    try:
+        body = json.loads(resp.body)
+    except ValueError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    return any(
+        isinstance(v := body.get(key), str) and v in REFUSED_GRANT_ERRORS
+        for key in ("error", "code")
+    )
 
 
 class AuthError(Exception):

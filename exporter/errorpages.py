@@ -38,6 +38,7 @@ class ErrorsRead:
 
     entry: JobEntry
     snap: Snapshot
+    seen_at: float  # wall time of the job request that saw it finished
     totals: dict[str, int] = field(default_factory=dict)
     token: str | None = None
     seen: set[str] = field(default_factory=set)

@@ -15,7 +15,7 @@ from typing import NoReturn, Protocol
 from yarl import URL
 
 from exporter.apis.base import ApiSpec, error_detail
-from exporter.auth import AuthError
+from exporter.auth import AuthError, token_refused
 from exporter.client import SourceClient
 from exporter.clock import Clock
 from exporter.errorpages import ErrorsRead, read_errors
@@ -126,7 +126,7 @@ class Poller:
                 or src.spec.parse_errors_page is None
             ):
                 return self._succeeded(entry, src, snap)
-            read = ErrorsRead(entry, snap)
+            read = ErrorsRead(entry, snap, self._clock.time())
         try:
             await read_errors(src, read, self._get)
         except Deferred:
@@ -137,7 +137,7 @@ class Poller:
         if self._table.get(key) is not entry:
             return None
         self._table.record_errors(key, tuple(sorted(read.totals.items())))
-        return self._succeeded(entry, src, read.snap)
+        return self._succeeded(entry, src, read.snap, read.seen_at)
 
     async def _job(self, entry: JobEntry, src: SourceRuntime) -> Snapshot | None:
         """The job's snapshot from its job request; ``None`` if it was dropped meanwhile."""
@@ -161,8 +161,12 @@ class Poller:
         LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
         raise PollFailed("unexpected_status")
 
-    def _succeeded(self, entry: JobEntry, src: SourceRuntime, snap: Snapshot) -> float | None:
-        entry = self._table.record_success(entry.key, snap, self._clock.time())
+    def _succeeded(
+        self, entry: JobEntry, src: SourceRuntime, snap: Snapshot, seen_at: float | None = None
+    ) -> float | None:
+        # A deferred errors read finishes later: the snapshot is as of its job request.
+        at = self._clock.time() if seen_at is None else seen_at
+        entry = self._table.record_success(entry.key, snap, at)
         return None if entry.finished else src.interval
 
     def _keep(self, key: JobKey, read: ErrorsRead) -> None:
@@ -226,12 +230,16 @@ class Poller:
         """What a failure to get credentials (an OAuth2 token) does to the poll and source."""
         now = self._clock.monotonic()
         resp = exc.response
-        if exc.shared and (wait := src.gate.closed_for(now)):
-            # The poll whose token request this was has counted it and closed the source.
-            return Deferred(self._after(src, wait))
+        if exc.shared:
+            # The poll whose token request this was has counted it, logged it and closed the
+            # source if it should be: counting it again would double the metrics and backoff.
+            wait = src.gate.closed_for(now)
+            if wait:
+                return Deferred(self._after(src, wait))
+            return PollFailed(exc.reason, self._after(src, 0.0))
         if resp is not None and resp.status in RATE_LIMIT_CODES:
             self._rate_limited(src, resp, now)
-        if resp is not None and resp.status in AUTH_REFUSED:
+        if resp is not None and token_refused(resp):
             return self._refused(src, resp, now, exc.reason, " by the OAuth2 token endpoint")
         LOG.error("source %s: %s", src.client.source.name, exc)
         window = src.gate.failure(now)

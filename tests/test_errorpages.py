@@ -58,7 +58,7 @@ async def advance_until(h: Harness, check: Callable[[], bool], what: str) -> Non
 async def test_rate_capped_source_finishes_jobs_and_reads_every_errors_page(
     make_harness: MakeHarness,
 ) -> None:
-    """Under a rate cap finished jobs complete with their error counts, within the cap."""
+    """Under a rate cap finished jobs complete with their error counts, within the cap, as seen."""
     h = await make_harness()
     h.sim.add_job(EVO, "with-errors", total=20, rate=20, error_every=2)  # 10 errors, 5 pages
     h.sim.add_job(EVO, "clean", total=20, rate=20)
@@ -72,6 +72,17 @@ async def test_rate_capped_source_finishes_jobs_and_reads_every_errors_page(
     assert errors_by_code(h, "clean") == {}
     assert len(error_pages(h)) == 5 + 1
     assert within_cap(h), evo_times(h)
+    # The job is as its job request saw it, not as of the read's last page, seconds later.
+    (seen,) = [
+        r.time
+        for r in h.sim.requests
+        if r.api == EVO and "/with-errors" in r.raw_path and "/errors" not in r.raw_path
+    ]
+    assert seen < max(error_pages(h))
+    last_success = h.value(
+        "batchjob_last_poll_success_timestamp_seconds", source="evo", job_id="with-errors"
+    )
+    assert last_success == seen
 
 
 async def test_a_429_on_an_errors_page_is_honoured_and_the_read_completes(
