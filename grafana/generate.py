@@ -115,6 +115,14 @@ def mapping(values: dict[str, tuple[str, str]]) -> list[Json]:
     ]
 
 
+def two_state(ok: str, bad: str) -> Json:
+    """Field defaults for a 0/1 series: 1 shows ``ok`` in green, 0 shows ``bad`` in red."""
+    return {
+        "mappings": mapping({"1": (ok, "green"), "0": (bad, "red")}),
+        "thresholds": thresholds((None, "red"), (1, "green")),
+    }
+
+
 def status_overrides() -> list[Json]:
     """One color per job status, for panels whose series are named after the status."""
     return [
@@ -873,10 +881,7 @@ def single_job() -> Json:
             "Whether the exporter's last poll of this job succeeded.",
             targets((f"batchjob_poll_success{{{job}}}", "last poll")),
             color_mode="background",
-            defaults={
-                "mappings": mapping({"1": ("OK", "green"), "0": ("failing", "red")}),
-                "thresholds": thresholds((None, "red"), (1, "green")),
-            },
+            defaults=two_state("OK", "failing"),
         ),
         timeseries(
             "Items",
@@ -987,17 +992,13 @@ def exporter_health() -> Json:
             f"p{q[2:].ljust(2, '0')} {by_source}",
         )
 
-    ok_failed = mapping({"1": ("OK", "green"), "0": ("failed", "red")})
     panels = [
         stat(
             "Exporter up",
             "Whether Prometheus' last scrape of the exporter succeeded (per instance).",
             targets((f"up{{{exp}}}", "{{instance}}")),
             color_mode="background",
-            defaults={
-                "mappings": mapping({"1": ("up", "green"), "0": ("down", "red")}),
-                "thresholds": thresholds((None, "red"), (1, "green")),
-            },
+            defaults=two_state("up", "down"),
         ),
         stat(
             "Version",
@@ -1016,7 +1017,7 @@ def exporter_health() -> Json:
             "Whether the last configuration load succeeded.",
             targets((f"batchjob_exporter_config_last_reload_successful{{{exp}}}", "{{instance}}")),
             color_mode="background",
-            defaults={"mappings": ok_failed, "thresholds": thresholds((None, "red"), (1, "green"))},
+            defaults=two_state("OK", "failed"),
         ),
         stat(
             "Config loaded",
@@ -1153,11 +1154,7 @@ def exporter_health() -> Json:
             "Whether the last configuration load succeeded, over time.",
             targets((f"batchjob_exporter_config_last_reload_successful{{{exp}}}", "{{instance}}")),
             size=(6, 8),
-            defaults={
-                "color": {"mode": "thresholds"},
-                "mappings": ok_failed,
-                "thresholds": thresholds((None, "red"), (1, "green")),
-            },
+            defaults={"color": {"mode": "thresholds"}, **two_state("OK", "failed")},
             show_value="auto",
         ),
         timeseries(
