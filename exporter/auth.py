@@ -25,6 +25,8 @@ RECHECK_SECONDS = 1.0
 TOKEN_MARGIN = 60.0
 # RFC 6749 makes expires_in optional; without it, renew often rather than use a dead token.
 DEFAULT_TOKEN_TTL = 300.0
+# The answers that refuse credentials, from an API and a token endpoint alike.
+AUTH_REFUSED = frozenset({401, 403})
 # RFC 6749 5.2: a 400 with one of these says the client credentials themselves are refused,
 # as a 401 does; retrying soon cannot help.  OAuth servers name it ``error``, Talkdesk ``code``.
 REFUSED_GRANT_ERRORS = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
@@ -32,7 +34,7 @@ REFUSED_GRANT_ERRORS = frozenset({"invalid_client", "invalid_grant", "unauthoriz
 
 def token_refused(resp: Response) -> bool:
     """Whether a token endpoint's answer refuses the credentials (not a passing failure)."""
-    if resp.status in {401, 403}:
+    if resp.status in AUTH_REFUSED:
         return True
     if resp.status != 400:
         return False

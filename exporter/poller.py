@@ -15,7 +15,7 @@ from typing import NoReturn, Protocol
 from yarl import URL
 
 from exporter.apis.base import ApiSpec, error_detail
-from exporter.auth import AuthError, token_refused
+from exporter.auth import AUTH_REFUSED, AuthError, token_refused
 from exporter.client import SourceClient
 from exporter.clock import Clock
 from exporter.errorpages import ErrorsRead, read_errors
@@ -31,7 +31,6 @@ NOT_FOUND_AFTER = 3
 # Credentials refused: ask again this rarely, so a wrong key does not hammer the vendor.
 AUTH_RETRY = 300.0
 RATE_LIMIT_CODES = frozenset({429, 503})
-AUTH_REFUSED = frozenset({401, 403})
 # Jobs put back after a closed window return spread over at most this long.
 SPREAD_MAX = 30.0
 # Reads kept for jobs dropped mid-read are swept once there are more than this many.
