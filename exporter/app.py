@@ -115,8 +115,7 @@ class Exporter:
         records = await store.load()
         pool = self._pool
         await pool.update(self.config)
-        self.stats.set_sources({src.name for src in self.config.sources})
-        self.table.set_sources(frozenset(src.name for src in self.config.sources))
+        self._set_sources(self.config)
         poller = Poller(
             pool.runtimes, self.table, clock=self._clock, rng=self._rng, stats=self.stats
         )
@@ -211,8 +210,7 @@ class Exporter:
         if scheduler is None:
             raise RuntimeError("the exporter is not running")
         reset = await self._pool.update(config)
-        self.stats.set_sources({src.name for src in config.sources})
-        self.table.set_sources(frozenset(src.name for src in config.sources))
+        self._set_sources(config)
         g = config.global_
         self.table.retention = g.finished_job_retention
         scheduler.max_concurrency = g.max_concurrency
@@ -286,6 +284,12 @@ class Exporter:
         """
         out = self.table.page(self._clock.time(), tail=self.stats.render())
         return out if page else bytes(out)
+
+    def _set_sources(self, config: Config) -> None:
+        """Tell the per-source series which sources exist (at start and on every reload)."""
+        names = frozenset(src.name for src in config.sources)
+        self.stats.set_sources(names)
+        self.table.set_sources(names)
 
     def health(self) -> str | None:
         """Why the exporter is unhealthy, or ``None`` when it is fine."""

@@ -183,12 +183,12 @@ class JobTable:
                 parts += (header, *pieces)
         sources = self._sources.union(self._per_source)
         if sources:
-            counts = self._per_source
             parts.append(WATCHED_HEADER)
-            parts += [
-                f'batchjob_exporter_watched_jobs{{source="{escape(s)}"}} {n}\n'.encode()
-                for s, n in ((s, counts.get(s, 0)) for s in sorted(sources))
-            ]
+            for s in sorted(sources):
+                n = self._per_source.get(s, 0)
+                parts.append(
+                    f'batchjob_exporter_watched_jobs{{source="{escape(s)}"}} {n}\n'.encode()
+                )
         if tail:
             parts.append(tail)
         return Page(parts)

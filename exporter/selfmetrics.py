@@ -82,7 +82,7 @@ class SelfMetrics:
         # Sources a reload removed: a request still in flight to one must not bring it back.
         self._gone: set[str] = set()
 
-    def set_sources(self, names: set[str]) -> None:
+    def set_sources(self, names: frozenset[str]) -> None:
         """Start each source's counters at 0 and drop the series of sources gone.
 
         A counter that exists from the start lets ``rate()`` see its first increase.
