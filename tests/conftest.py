@@ -1,8 +1,10 @@
-"""Shared fixtures: a fake clock and a helper that lets the event loop catch up."""
+"""Shared fixtures: a fake clock, a helper that lets the event loop catch up, exporter processes."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -46,3 +48,26 @@ def promtool_lint(promtool: str, exposition: bytes) -> str:
         check=False,
     )
     return (done.stdout + done.stderr).decode() + ("" if done.returncode == 0 else "(exit != 0)")
+
+
+@pytest.fixture
+async def spawned() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Processes started by a test, killed and reaped afterwards whatever happened."""
+    procs: list[asyncio.subprocess.Process] = []
+    yield procs
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def exporter_process(
+    spawned: list[asyncio.subprocess.Process], *args: str, capture: bool = True
+) -> asyncio.subprocess.Process:
+    """Start ``python -m exporter ARGS``, its output captured or (``capture=False``) discarded."""
+    output = asyncio.subprocess.PIPE if capture else asyncio.subprocess.DEVNULL
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", *args, stdout=output, stderr=output
+    )
+    spawned.append(proc)
+    return proc

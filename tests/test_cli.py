@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +12,7 @@ import pytest
 
 from exporter.app import Listen
 from exporter.cli import DEFAULT_PORT, main, parse_listen
+from tests.conftest import exporter_process
 from tests.test_client_tls import issue, make_ca
 
 GOOD = """\
@@ -136,32 +135,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def spawned() -> Iterator[list[asyncio.subprocess.Process]]:
-    """Processes started by a test, killed afterwards whatever happened."""
-    procs: list[asyncio.subprocess.Process] = []
-    yield procs
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-
-
-async def exporter_process(
-    spawned: list[asyncio.subprocess.Process], *args: str
-) -> asyncio.subprocess.Process:
-    """Start ``python -m exporter ARGS`` with its output captured."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "exporter",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    spawned.append(proc)
-    return proc
 
 
 async def finish(proc: asyncio.subprocess.Process, within: float = 30) -> bytes:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,39 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.records import JobRecord, decode
 from exporter.simulator import Simulator
+from tests.conftest import exporter_process
 from tests.harness import EVO, FS, source_yaml
 
 pytestmark = pytest.mark.e2e
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 DEADLINE = 20.0
-
-
-@pytest.fixture
-async def spawned() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Processes started by a test, killed and reaped afterwards whatever happened."""
-    procs: list[asyncio.subprocess.Process] = []
-    yield procs
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-
-
-async def start(
-    spawned: list[asyncio.subprocess.Process], *args: str
-) -> asyncio.subprocess.Process:
-    """``python -m exporter ARGS``, output discarded (a killed process leaves no reader)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "exporter",
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    spawned.append(proc)
-    return proc
 
 
 async def scrape(http: aiohttp.ClientSession, port: int) -> Samples:
@@ -131,7 +103,7 @@ async def test_sigkill_and_restart_keep_jobs_first_seen_and_final_values(
             f"--api.listen-address=127.0.0.1:{api_port}",
             f"--storage.path={db}",
         )
-        await start(spawned, *args)
+        await exporter_process(spawned, *args, capture=False)
         async with aiohttp.ClientSession() as http:
 
             async def registered() -> bool:
@@ -161,7 +133,7 @@ async def test_sigkill_and_restart_keep_jobs_first_seen_and_final_values(
             spawned[0].send_signal(signal.SIGKILL)
             await spawned[0].wait()
 
-            await start(spawned, *args)
+            await exporter_process(spawned, *args, capture=False)
             polls_at_restart = len(sim.requests)
 
             async def polled_twice_since() -> bool:
