@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,13 +35,8 @@ def token_refused(resp: Response) -> bool:
     """Whether a token endpoint's answer refuses the credentials (not a passing failure)."""
     if resp.status in AUTH_REFUSED:
         return True
-    if resp.status != 400:
-        return False
-    try:
-        body = json.loads(resp.body)
-    except ValueError:
-        return False
-    if not isinstance(body, dict):
+    body = resp.json_object() if resp.status == 400 else None
+    if body is None:
         return False
     return any(
         isinstance(v := body.get(key), str) and v in REFUSED_GRANT_ERRORS
@@ -173,14 +167,15 @@ class Auth:
             raise AuthError("oauth2_token", f"token request failed: {answer}")
         if answer.status != 200:
             raise AuthError("oauth2_token", f"token endpoint answered HTTP {answer.status}", answer)
-        try:
-            body = json.loads(answer.body)
-            value = body["access_token"]
-            ttl = float(body.get("expires_in", DEFAULT_TOKEN_TTL))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise AuthError("oauth2_token", "token endpoint sent no access_token") from None
-        if not isinstance(value, str) or not value:
+        body = answer.json_object() or {}
+        value = body.get("access_token")
+        expires = body.get("expires_in", DEFAULT_TOKEN_TTL)
+        if not isinstance(value, str) or not value or not isinstance(expires, (int, float, str)):
             raise AuthError("oauth2_token", "token endpoint sent no access_token")
+        try:
+            ttl = float(expires)
+        except (ValueError, OverflowError):
+            raise AuthError("oauth2_token", "token endpoint sent no access_token") from None
         margin = min(TOKEN_MARGIN, ttl / 10)
         return _Token(value, self._monotonic() + max(ttl - margin, 1.0))
 

@@ -7,6 +7,7 @@ downstream works on snapshots only and never sees a vendor's field names.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,6 +42,15 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+    def json_object(self) -> dict[str, object] | None:
+        """The body as a JSON object, or ``None`` if it is anything else; never raises."""
+        try:
+            value = json.loads(self.body)
+        # RecursionError: json.loads gives up on a very deeply nested body ("[[[[...").
+        except (ValueError, RecursionError):
+            return None
+        return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True, slots=True)

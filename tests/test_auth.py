@@ -20,6 +20,7 @@ from exporter.model import Response
         (400, b'{"error": ["invalid_client"]}', False),
         (400, b'["invalid_client"]', False),
         (400, b"\xff not json", False),
+        (400, b"[" * 100_000, False),
         (429, b'{"error": "invalid_client"}', False),
         (500, b"", False),
     ],

@@ -65,11 +65,8 @@ def error_detail(response: Response) -> str | None:
     All three seeds describe errors as a JSON object with ``message`` and
     ``code``; anything else (an HTML page from a proxy) gives ``None``.
     """
-    try:
-        value = json.loads(response.body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(value, dict):
+    value = response.json_object()
+    if value is None:
         return None
     parts = [str(value[key])[:MAX_QUOTED] for key in ("code", "message") if key in value]
     return ": ".join(parts) or None
