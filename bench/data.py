@@ -13,8 +13,7 @@ import json
 import random
 from dataclasses import dataclass, replace
 
-from exporter.apis import REGISTRY
-from exporter.metrics import JobTable
+from exporter.jobs.table import JobTable
 from exporter.model import Response, Snapshot, Status
 from exporter.simulator import (
     EVOCALIZE,
@@ -25,6 +24,7 @@ from exporter.simulator import (
     error_code_counts,
 )
 from exporter.simulator.jobs import rfc3339
+from exporter.vendors import REGISTRY
 
 SOURCES = {EVOCALIZE: "evocalize", FULLSTORY: "fullstory", TALKDESK: "talkdesk"}
 API_WEIGHTS = ((EVOCALIZE, 0.4), (FULLSTORY, 0.4), (TALKDESK, 0.2))

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from bench.serve import build_exporter
-from exporter.server import coalesce
+from exporter.exposition.server import coalesce
 
 ROUNDS = 9
 

@@ -6,7 +6,7 @@ and clock) and serves them on a free loopback port until stdin closes:
 * ``exporter``: this exporter's own objects, wired as ``Exporter`` wires them:
   an :class:`~exporter.app.Exporter` (not started, so nothing polls), its job
   table filled as the poller fills it, and a real
-  :class:`~exporter.server.MetricsServer` rendering ``Exporter.render``.
+  :class:`~exporter.exposition.server.MetricsServer` rendering ``Exporter.render``.
 * ``naive``: the pattern a user would otherwise write: one prometheus_client
   ``Gauge`` per family, ``.labels(...).set()`` per series, running jobs'
   durations set before each scrape, served by prometheus_client's own aiohttp
@@ -16,7 +16,7 @@ and clock) and serves them on a free loopback port until stdin closes:
   (gzip: the page compressed once at level 1 and kept).  No exporter can do less
   per scrape than join its bytes and send them.  ``/metrics`` answers with
   ``web.Response(body=...)`` as the issue describes the floor; ``/metrics/streamed``
-  writes the same joined bytes in slices of :data:`~exporter.server.WRITE_SIZE`,
+  writes the same joined bytes in slices of :data:`~exporter.exposition.server.WRITE_SIZE`,
   which aiohttp and the kernel handle much better for pages of megabytes: the
   stricter floor.
 
@@ -37,12 +37,12 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from bench.data import SOURCES, config_yaml, fill_table, jobs
-from exporter.apis import REGISTRY
 from exporter.app import Exporter, Listen
 from exporter.config import parse_config
-from exporter.metrics import FAMILIES, JobTable
+from exporter.exposition.server import CONTENT_TYPE, WRITE_SIZE, MetricsServer
+from exporter.jobs.table import FAMILIES, JobTable
 from exporter.model import Status
-from exporter.server import CONTENT_TYPE, WRITE_SIZE, MetricsServer
+from exporter.vendors import REGISTRY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INFO_LABELS = ("api", "vendor_status", "team", "name", "format", "timezone")

@@ -17,22 +17,22 @@ import random
 from dataclasses import dataclass
 from typing import Literal, overload
 
-from exporter.apis import REGISTRY
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, load_config
-from exporter.exposition import Page
-from exporter.metrics import JobKey, JobTable
-from exporter.poller import Poller
-from exporter.records import from_entry
-from exporter.reload import Reloader
-from exporter.scheduler import Scheduler
-from exporter.selfmetrics import SelfMetrics
-from exporter.server import MetricsServer
-from exporter.sources import SourcePool
-from exporter.statefile import StorageError
-from exporter.storage import MemoryStore, Store
-from exporter.watchdir import DirWatcher
-from exporter.watchlist import Labels, Watchlist
+from exporter.exposition.page import Page
+from exporter.exposition.selfmetrics import SelfMetrics
+from exporter.exposition.server import MetricsServer
+from exporter.intake.reload import Reloader
+from exporter.intake.watchdir import DirWatcher
+from exporter.intake.watchlist import Labels, Watchlist
+from exporter.jobs.table import JobKey, JobTable
+from exporter.polling.poller import Poller
+from exporter.polling.pool import SourcePool
+from exporter.polling.scheduler import Scheduler
+from exporter.state.records import from_entry
+from exporter.state.statefile import StorageError
+from exporter.state.storage import MemoryStore, Store
+from exporter.vendors import REGISTRY
 
 LOG = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class Exporter:
         """The whole /metrics page; no I/O, only the table and counters.
 
         ``page=True`` (what the server asks for) returns it as a
-        :class:`~exporter.server.Page` of cached pieces, streamed or gzipped unjoined.
+        :class:`~exporter.exposition.page.Page` of cached pieces, streamed or gzipped unjoined.
         """
         out = self.table.page(self._clock.time(), tail=self.stats.render())
         return out if page else bytes(out)

@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from exporter import __version__, logs
-from exporter.api import JobsApiServer
-from exporter.apis import REGISTRY
 from exporter.app import Exporter, Listen
 from exporter.config import Config, ConfigError, load_config
-from exporter.statefile import StorageError
-from exporter.storage import MemoryStore, SqliteStore, Store
+from exporter.intake.registration import JobsApiServer
+from exporter.state.statefile import StorageError
+from exporter.state.storage import MemoryStore, SqliteStore, Store
+from exporter.vendors import REGISTRY
 
 LOG = logging.getLogger("exporter")
 

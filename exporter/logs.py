@@ -2,7 +2,7 @@
 
 Sample::
 
-    ts=2026-11-23T09:30:00.123Z level=warn logger=exporter.poller msg="source evo: HTTP 503"
+    ts=2026-11-23T09:30:00.123Z level=warn logger=exporter.polling.poller msg="source evo: HTTP 503"
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.apis import REGISTRY
 from exporter.app import Exporter, Listen
 from exporter.clock import FakeClock
 from exporter.config import parse_config
 from exporter.simulator import Simulator
-from exporter.storage import Store
+from exporter.state.storage import Store
+from exporter.vendors import REGISTRY
 from tests.conftest import settle
 
 EVO, FS, TD = "evocalize_batch_report", "batch_import_job", "report_job"

@@ -167,9 +167,9 @@ async def test_a_failed_start_undoes_what_it_started(make_harness: MakeHarness) 
     import random  # noqa: PLC0415
     import socket  # noqa: PLC0415
 
-    from exporter.apis import REGISTRY  # noqa: PLC0415
     from exporter.app import Exporter, Listen  # noqa: PLC0415
     from exporter.config import parse_config  # noqa: PLC0415
+    from exporter.vendors import REGISTRY  # noqa: PLC0415
 
     h = await make_harness()
     config = parse_config("sources:\n" + source_yaml(h.sim, FS, "fs", ["a"]), "t.yaml", REGISTRY)
@@ -209,9 +209,9 @@ async def test_a_dying_background_task_is_logged_and_fatal(
     """A background task that dies reaches one handler: a critical line and the fatal flag."""
     import random  # noqa: PLC0415
 
-    from exporter.apis import REGISTRY  # noqa: PLC0415
     from exporter.app import Exporter, Listen  # noqa: PLC0415
     from exporter.config import parse_config  # noqa: PLC0415
+    from exporter.vendors import REGISTRY  # noqa: PLC0415
 
     h = await make_harness()
     config = parse_config("sources:\n" + source_yaml(h.sim, FS, "fs", []), "t.yaml", REGISTRY)

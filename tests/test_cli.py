@@ -13,7 +13,7 @@ import pytest
 from exporter.app import Listen
 from exporter.cli import DEFAULT_PORT, main, parse_listen
 from tests.conftest import exporter_process
-from tests.test_client_tls import issue, make_ca
+from tests.polling.test_client_tls import issue, make_ca
 
 GOOD = """\
 sources:

@@ -28,9 +28,9 @@ import referencing.jsonschema
 import yaml
 
 from exporter import __version__
-from exporter.apis import REGISTRY
 from exporter.cli import DEFAULT_PORT, build_parser
 from exporter.config import parse_config
+from exporter.vendors import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporter.apis import REGISTRY
 from exporter.config import parse_config
+from exporter.vendors import REGISTRY
 
 EXAMPLE = Path(__file__).parent.parent / "config.example.yaml"
 

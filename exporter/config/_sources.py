@@ -8,11 +8,11 @@ from collections.abc import Mapping
 
 from yaml.nodes import Node
 
-from exporter.apis.base import ApiSpec
 from exporter.config._jobs import build_jobs
 from exporter.config._nodes import Fields, Walker, line_of, quote
 from exporter.config._security import build_auth, build_headers, build_tls
 from exporter.config.model import GlobalConfig, SourceConfig
+from exporter.vendors.base import ApiSpec
 
 _SOURCE_KEYS = (
     "name",

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 import yaml
 from yaml.nodes import Node
 
-from exporter.apis.base import ApiSpec
 from exporter.config._nodes import Problem, Walker, describe, is_null, quote
 from exporter.config._sources import MIN_POLL_INTERVAL, build_sources
 from exporter.config.model import Config, GlobalConfig
+from exporter.vendors.base import ApiSpec
 
 _GLOBAL_KEYS = (
     "poll_interval",

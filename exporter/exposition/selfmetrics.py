@@ -1,0 +1,140 @@
+"""The exporter's own metrics: requests, latency, rate limiting, build and process.
+
+These are few series per source, so prometheus_client's objects suit them;
+per-job series live in :mod:`exporter.jobs.table` instead.  Process metrics read
+``/proc``, so they are sampled by the housekeeping tick, never by a scrape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+
+# Vendor APIs answer in tens of milliseconds to seconds; timeouts default to 10 s.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class SelfMetrics:
+    """Counters fed by the client and poller, rendered with the job table."""
+
+    def __init__(self) -> None:
+        self._registry = registry = CollectorRegistry(auto_describe=False)
+        self._requests = Counter(
+            "batchjob_exporter_api_requests",
+            "Requests sent to vendor APIs, by HTTP status code or failure reason.",
+            ["source", "code"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "batchjob_exporter_api_request_duration_seconds",
+            "Time from sending a request to reading its whole answer.",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._rate_limited = Counter(
+            "batchjob_exporter_rate_limited",
+            "Answers telling the exporter to slow down (429, or 503 with Retry-After).",
+            ["source"],
+            registry=registry,
+        )
+        self._rate_limited_seconds = Counter(
+            "batchjob_exporter_rate_limited_seconds",
+            "Seconds a source was closed to requests by rate-limit answers (Retry-After, or a "
+            "backoff without it), counted when each window opens; overlaps count once.",
+            ["source"],
+            registry=registry,
+        )
+        self._poll_failures = Counter(
+            "batchjob_exporter_poll_failures",
+            "Polls that failed, by reason (timeout, invalid_json, rate_limited, ...).",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.config_reload_ok = Gauge(
+            "batchjob_exporter_config_last_reload_successful",
+            "Whether the last configuration load succeeded.",
+            registry=registry,
+        )
+        self.config_reload_time = Gauge(
+            "batchjob_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully.",
+            registry=registry,
+        )
+        Gauge(
+            "batchjob_exporter_build_info",
+            "Version of the exporter and the Python running it; the value is 1.",
+            ["version", "python_version"],
+            registry=registry,
+        ).labels(__version__, platform.python_version()).set(1)
+        self._process_registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._process_registry)
+        self._process = b""
+        # Label values with series, by source, so a source dropped by a reload takes its
+        # series along instead of leaving them forever.
+        self._codes: dict[str, set[str]] = {}
+        self._reasons: dict[str, set[str]] = {}
+        # Sources a reload removed: a request still in flight to one must not bring it back.
+        self._gone: set[str] = set()
+
+    def set_sources(self, names: frozenset[str]) -> None:
+        """Start each source's counters at 0 and drop the series of sources gone.
+
+        A counter that exists from the start lets ``rate()`` see its first increase.
+        """
+        for gone in (set(self._codes) | set(self._reasons)) - names:
+            self._gone.add(gone)
+            for code in self._codes.pop(gone, ()):
+                self._requests.remove(gone, code)
+            for reason in self._reasons.pop(gone, ()):
+                self._poll_failures.remove(gone, reason)
+            for metric in (self._latency, self._rate_limited, self._rate_limited_seconds):
+                with contextlib.suppress(KeyError):  # never created
+                    metric.remove(gone)
+        self._gone -= names
+        for name in names - set(self._codes):
+            self._codes[name] = set()
+            self._reasons[name] = set()
+            self._latency.labels(name)
+            self._rate_limited.labels(name)
+            self._rate_limited_seconds.labels(name)
+
+    def request(self, source: str, code: str, seconds: float) -> None:
+        """Count one request and its latency."""
+        if source in self._gone:
+            return
+        self._requests.labels(source, code).inc()
+        self._latency.labels(source).observe(seconds)
+        self._codes.setdefault(source, set()).add(code)
+
+    def rate_limited(self, source: str) -> None:
+        """Count one rate-limit answer."""
+        if source in self._gone:
+            return
+        self._rate_limited.labels(source).inc()
+
+    def rate_limit_wait(self, source: str, seconds: float) -> None:
+        """Count the seconds a rate-limit answer closed the source beyond any window in force."""
+        if source in self._gone:
+            return
+        self._rate_limited_seconds.labels(source).inc(seconds)
+
+    def poll_failed(self, source: str, reason: str) -> None:
+        """Count one failed poll."""
+        if source in self._gone:
+            return
+        self._poll_failures.labels(source, reason).inc()
+        self._reasons.setdefault(source, set()).add(reason)
+
+    def sample_process(self) -> None:
+        """Read CPU, memory and file descriptors from ``/proc`` (the tick calls this)."""
+        self._process = generate_latest(self._process_registry)
+
+    def render(self) -> bytes:
+        """These metrics as exposition bytes."""
+        return generate_latest(self._registry) + self._process

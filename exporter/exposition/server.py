@@ -1,0 +1,194 @@
+"""The HTTP server: ``/metrics``, ``/healthz``, ``/readyz`` and a landing page.
+
+It knows nothing of vendors or jobs: it is given a function that renders the
+exposition and functions that say whether the exporter is healthy and ready.
+
+A render function may return plain bytes, or (when it takes a keyword
+``page``, which the server then passes as ``True``) a
+:class:`~exporter.exposition.page.Page` of cached pieces: the page is never joined,
+it is streamed piece by piece in writes of about :data:`WRITE_SIZE`, and its
+gzip form is assembled from the pieces' cached deflate (see
+:mod:`exporter.exposition.page`), in a worker thread when much is fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import html
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+
+from aiohttp import web
+
+from exporter import __version__
+from exporter.exposition.page import GZIP_LEVEL, Page
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Writes smaller than this are coalesced; larger ones go to the socket as they are.
+WRITE_SIZE = 256 * 1024
+# Below this many bytes to compress, a thread hop costs more than it saves.
+THREAD_MIN = 64 * 1024
+
+_LANDING = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>batch-job-exporter</title></head>
+<body><h1>batch-job-exporter</h1>
+<p>Prometheus exporter for vendor batch import and report jobs, version {version}.</p>
+<ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li>
+<li><a href="readyz">readyz</a></li></ul></body></html>
+"""
+
+
+def coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Join small chunks into writes of at least :data:`WRITE_SIZE`; pass big ones through."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if len(chunk) >= WRITE_SIZE:
+            if pending:
+                yield b"".join(pending)
+                pending, size = [], 0
+            yield chunk
+            continue
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= WRITE_SIZE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _slices(body: bytes) -> Iterator[bytes | memoryview]:
+    view = memoryview(body)
+    for start in range(0, len(body), WRITE_SIZE):
+        yield view[start : start + WRITE_SIZE]
+
+
+def _takes_page(render: Callable[..., object]) -> bool:
+    try:
+        return "page" in inspect.signature(render).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
+class MetricsServer:
+    """An aiohttp server on one address; an async context manager with :meth:`close`."""
+
+    def __init__(
+        self,
+        *,
+        render: Callable[[], bytes],
+        health: Callable[[], str | None],
+        ready: Callable[[], bool],
+        host: str,
+        port: int,
+        reload: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
+        self._reload = reload
+        self._render = render
+        self._paged = _takes_page(render)
+        self._health = health
+        self._ready = ready
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self.port = port
+
+    async def __aenter__(self) -> MetricsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Bind and serve; a failure to bind leaves nothing running."""
+        app = web.Application()
+        app.router.add_get("/", self._landing)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_post("/-/reload", self._reload_config)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host or None, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        server = site._server
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        """Stop serving; safe to call twice."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _landing(self, _: web.Request) -> web.Response:
+        page = _LANDING.format(version=html.escape(__version__))
+        return web.Response(text=page, content_type="text/html")
+
+    def _page(self) -> Page | bytes:
+        if self._paged:
+            page: Page | bytes = self._render(page=True)  # type: ignore[call-arg]
+            return page
+        return self._render()
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        body = self._page()
+        headers = {"Content-Type": CONTENT_TYPE}
+        if request.method == "HEAD":
+            return web.Response(body=bytes(body), headers=headers)
+        chunks: Iterator[bytes | memoryview]
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            gz = await self._gzip(body)
+            size = sum(map(len, gz))
+            chunks = coalesce(iter(gz))
+        elif isinstance(body, Page):
+            size, chunks = body.size, coalesce(body.chunks())
+        else:
+            size, chunks = len(body), _slices(body)
+        resp = web.StreamResponse(headers=headers)
+        resp.content_length = size
+        await resp.prepare(request)
+        for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    async def _gzip(body: Page | bytes) -> list[bytes]:
+        """Compress in a worker thread when it is worth it: zlib releases the GIL."""
+        if isinstance(body, Page):
+            if body.fresh_bytes() < THREAD_MIN:
+                return body.gzip()
+            return await asyncio.to_thread(body.gzip)
+        if len(body) < THREAD_MIN:
+            return [gzip.compress(body, GZIP_LEVEL, mtime=0)]
+        return [await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL, mtime=0)]
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        problem = self._health()
+        if problem is None:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text=f"unhealthy: {problem}\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        if self._ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    async def _reload_config(self, _: web.Request) -> web.Response:
+        # As Prometheus' own /-/reload: 200 when applied, 500 with the problems when refused.
+        if self._reload is None:
+            return web.Response(status=404, text="reload is not available\n")
+        problem = await self._reload()
+        if problem is None:
+            return web.Response(text="config reloaded\n")
+        return web.Response(status=500, text=f"config reload failed:\n{problem}\n")

@@ -1,0 +1,200 @@
+"""The registration API: an app tells its sidecar which jobs to watch.
+
+Off unless ``--api.listen-address`` is given, on a listener of its own
+(loopback suits a sidecar, which shares the pod's network with the app)::
+
+    PUT    /api/v1/sources/{source}/jobs/{id}   body {"labels": {...}} optional: 201 new, 200 known
+    DELETE /api/v1/sources/{source}/jobs/{id}   204
+    GET    /api/v1/jobs                         every watched job and its state
+
+Errors are JSON ``{"error": "..."}``.  It knows sources and jobs, never vendors.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Protocol
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from exporter.config import Secret, job_id_problem, label_name_problem
+from exporter.polling.auth import AuthError, SecretCache
+
+MAX_BODY = 64 * 1024
+MAX_LABELS = 32
+MAX_LABEL_VALUE = 1024
+
+
+class JobRegistry(Protocol):
+    """What the API changes: the exporter's set of watched jobs."""
+
+    def watch(self, source: str, job_id: str, labels: tuple[tuple[str, str], ...]) -> bool:
+        """Watch a job; ``True`` if new.  KeyError: unknown source; OverflowError: full."""
+        ...
+
+    def unwatch(self, source: str, job_id: str, only: str | None = None) -> bool:
+        """Stop watching a job (of origin ``only``, if given); ``True`` if it was watched."""
+        ...
+
+    def origin_of(self, source: str, job_id: str) -> str | None:
+        """Where a watched job came from (``config``, ``api``, ``dir``); ``None`` if unwatched."""
+        ...
+
+    def jobs(self) -> list[dict[str, object]]:
+        """Every watched job and its state, JSON-ready."""
+        ...
+
+
+class ApiError(Exception):
+    """An answer other than success: status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def parse_job_path(raw_path: str) -> tuple[str, str]:
+    """``(source, job_id)`` from a raw ``/api/v1/sources/S/jobs/ID`` path, IDs percent-decoded.
+
+    The raw path is split before decoding, so ``a%2F..%2Fb`` is one ID.
+    """
+    parts = raw_path.partition("?")[0].split("/")
+    if len(parts) != 7 or parts[:4] != ["", "api", "v1", "sources"] or parts[5] != "jobs":
+        raise ApiError(404, "no such endpoint")
+    source, job_id = unquote(parts[4]), unquote(parts[6])
+    problem = job_id_problem(job_id)
+    if problem is not None:
+        raise ApiError(400, problem)
+    return source, job_id
+
+
+def parse_labels(body: bytes) -> tuple[tuple[str, str], ...]:
+    """The optional ``{"labels": {...}}`` body, validated like the config's labels."""
+    if not body.strip():
+        return ()
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "body is not JSON") from None
+    if not isinstance(doc, dict) or set(doc) - {"labels"}:
+        raise ApiError(400, 'body must be {"labels": {...}}')
+    labels = doc.get("labels") or {}
+    if not isinstance(labels, dict) or len(labels) > MAX_LABELS:
+        raise ApiError(400, f"labels must be an object of at most {MAX_LABELS} entries")
+    out: list[tuple[str, str]] = []
+    for name, value in sorted(labels.items()):
+        problem = label_name_problem(name)
+        if problem is not None:
+            raise ApiError(400, problem)
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
+            raise ApiError(400, f"label {name}: value must be a string of at most 1024 characters")
+        out.append((name, value))
+    return tuple(out)
+
+
+class JobsApiServer:
+    """The registration API on its own listener; an async context manager."""
+
+    def __init__(
+        self, registry: JobRegistry, *, host: str, port: int, token_file: str | None = None
+    ) -> None:
+        self._registry = registry
+        self._host = host
+        self.port = port
+        self._token = Secret(file=token_file) if token_file else None
+        self._secrets = SecretCache(time.monotonic)
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> JobsApiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Bind and serve; a failure to bind leaves nothing running."""
+        app = web.Application(client_max_size=MAX_BODY)
+        # One catch-all: routes match the decoded path, and IDs must be split on the raw one.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host or None, self.port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        server = site._server
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        """Stop serving; safe to call twice."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    def _check_token(self, request: web.Request) -> None:
+        if self._token is None:
+            return
+        try:
+            expected = self._secrets.get(self._token)
+        except AuthError:
+            raise ApiError(503, "the API token file cannot be read") from None
+        sent = request.headers.get("Authorization", "")
+        if not expected or not hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
+            raise ApiError(401, "missing or wrong bearer token")
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        if request.raw_path.partition("?")[0] == "/api/v1/jobs":
+            return await self._list(request)
+        return await self._job(request)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        try:
+            self._check_token(request)
+        except ApiError as exc:
+            return _error(exc.status, str(exc))
+        if request.method != "GET":
+            return _error(405, "use GET")
+        return web.json_response({"jobs": self._registry.jobs()})
+
+    async def _job(self, request: web.Request) -> web.Response:
+        try:
+            self._check_token(request)
+            return await self._change(request, *parse_job_path(request.raw_path))
+        except ApiError as exc:
+            return _error(exc.status, str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"body larger than {MAX_BODY} bytes")
+
+    async def _change(self, request: web.Request, source: str, job_id: str) -> web.Response:
+        if request.method == "PUT":
+            labels = parse_labels(await request.read())
+            try:
+                new = self._registry.watch(source, job_id, labels)
+            except KeyError:
+                raise ApiError(404, f"unknown source {source!r}") from None
+            except OverflowError as exc:
+                raise ApiError(507, str(exc)) from None
+            body = {"source": source, "id": job_id, "created": new}
+            return web.json_response(body, status=201 if new else 200)
+        if request.method == "DELETE":
+            origin = self._registry.origin_of(source, job_id)
+            if origin is None:
+                raise ApiError(404, "job is not watched")
+            # The config and the watch dir own their jobs: deleting one here would only
+            # last until they list it again.
+            if origin != "api" or not self._registry.unwatch(source, job_id, only="api"):
+                raise ApiError(409, f"job comes from the {origin}, not the API; remove it there")
+            return web.Response(status=204)
+        raise ApiError(405, "use PUT or DELETE")

@@ -1,0 +1,1 @@
+"""Polling the vendors: schedule, gate, HTTP client and credentials, one poll into job state."""

@@ -1,0 +1,80 @@
+"""A finished job's errors endpoint, read page by page through the source's gate.
+
+A read the gate defers (the job request just used the source's rate slot) is
+kept by the poller, and the next poll goes on from the page it could not send,
+so a rate-capped source still finishes every job instead of restarting forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from yarl import URL
+
+from exporter.jobs.table import JobEntry
+from exporter.model import Response, Snapshot, VendorError
+from exporter.polling.outcomes import PollFailed
+
+if TYPE_CHECKING:
+    from exporter.polling.poller import SourceRuntime
+
+__all__ = ["MAX_ERROR_PAGES", "ErrorsRead", "read_errors"]
+
+LOG = logging.getLogger(__name__)
+
+# An errors endpoint that never stops paging is a vendor bug, not a reason to loop forever.
+MAX_ERROR_PAGES = 1000
+
+# One request through the source's gate: the poller's, which raises on anything but an answer.
+Get = Callable[["SourceRuntime", URL], Awaitable[Response]]
+
+
+@dataclass(slots=True)
+class ErrorsRead:
+    """A finished job's errors read so far: a poll the gate defers resumes it here."""
+
+    entry: JobEntry
+    snap: Snapshot
+    seen_at: float  # wall time of the job request that saw it finished
+    totals: dict[str, int] = field(default_factory=dict)
+    token: str | None = None
+    seen: set[str] = field(default_factory=set)
+    pages: int = 0
+
+
+async def read_errors(src: SourceRuntime, read: ErrorsRead, get: Get) -> None:
+    """Read errors pages into ``read`` until the last; each page goes through the gate."""
+    source = src.client.source
+    job_id = read.entry.key[1]
+    template = source.errors_path or src.spec.default_errors_path
+    parse = src.spec.parse_errors_page
+    if parse is None or template is None:
+        raise PollFailed("errors_endpoint")
+    while read.pages < MAX_ERROR_PAGES:
+        query = {source.errors_page_token_param: read.token} if read.token else None
+        resp = await get(src, src.client.url(template, job_id, query))
+        if resp.status != 200:
+            raise PollFailed("errors_endpoint")
+        try:
+            page = parse(resp)
+        except VendorError as exc:
+            LOG.warning("errors of %s/%s: %s", source.name, job_id, exc)
+            raise PollFailed(exc.reason) from None
+        read.pages += 1
+        for code, n in page.counts:
+            read.totals[code] = read.totals.get(code, 0) + n
+        token = page.next_token
+        if token is None or token in read.seen:
+            return
+        read.seen.add(token)
+        read.token = token
+    # Reached once per job: the job is recorded finished right after and not polled again.
+    LOG.warning(
+        "errors of %s/%s: stopped after %d pages; its error counts are truncated",
+        source.name,
+        job_id,
+        MAX_ERROR_PAGES,
+    )

@@ -1,0 +1,280 @@
+"""One poll of one job: ask the source politely, parse, and record the outcome.
+
+This is the only place that turns HTTP outcomes into job state.  It knows the
+:class:`~exporter.vendors.base.ApiSpec` contract but no vendor by name, and tells
+the scheduler when the job wants polling again (``None``: finished, never).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+from yarl import URL
+
+from exporter.clock import Clock
+from exporter.jobs.table import JobEntry, JobKey, JobTable
+from exporter.model import Response, Snapshot, Status, VendorError
+from exporter.polling.auth import AUTH_REFUSED, AuthError, token_refused
+from exporter.polling.client import SourceClient
+from exporter.polling.errors_read import ErrorsRead, read_errors
+from exporter.polling.gate import Backoff, SourceGate, parse_retry_after
+from exporter.polling.outcomes import Deferred, PollFailed
+from exporter.vendors.base import ApiSpec, error_detail
+
+LOG = logging.getLogger(__name__)
+
+# A job created a moment ago may not be visible yet: only this many 404s in a row mean gone.
+NOT_FOUND_AFTER = 3
+# Credentials refused: ask again this rarely, so a wrong key does not hammer the vendor.
+AUTH_RETRY = 300.0
+RATE_LIMIT_CODES = frozenset({429, 503})
+# Jobs put back after a closed window return spread over at most this long.
+SPREAD_MAX = 30.0
+# Reads kept for jobs dropped mid-read are swept once there are more than this many.
+SWEEP_MIN = 64
+
+
+class PollStats(Protocol):
+    """The exporter's own counters the poller feeds."""
+
+    def rate_limited(self, source: str) -> None:
+        """Count a 429/503 answer."""
+        ...
+
+    def rate_limit_wait(self, source: str, seconds: float) -> None:
+        """Count seconds a rate-limit answer added to the source's closed window."""
+        ...
+
+    def poll_failed(self, source: str, reason: str) -> None:
+        """Count a failed poll by reason."""
+        ...
+
+
+@dataclass(slots=True)
+class SourceRuntime:
+    """What polling one source needs: its API, client, gate and interval."""
+
+    spec: ApiSpec
+    client: SourceClient
+    gate: SourceGate
+    interval: float
+    auth_failing: bool = False
+
+
+class Poller:
+    """Polls jobs of every source into the job table."""
+
+    def __init__(
+        self,
+        sources: dict[str, SourceRuntime],
+        table: JobTable,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        stats: PollStats,
+    ) -> None:
+        self._sources = sources
+        self._table = table
+        self._clock = clock
+        self._rng = rng
+        self._stats = stats
+        self._job_backoff = Backoff(base=1.0, cap=900.0)
+        self._reads: dict[JobKey, ErrorsRead] = {}
+        self._sweep_at = SWEEP_MIN
+
+    async def poll(self, key: JobKey) -> float | None:
+        """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
+        entry = self._table.get(key)
+        if entry is None:
+            self._reads.pop(key, None)
+            return None
+        src = self._sources[key[0]]
+        try:
+            delay = await self._poll(entry, src)
+        except Deferred as deferred:
+            return deferred.delay
+        except PollFailed as failed:
+            # Dropped, or replaced (its source reloaded to another API), while in flight.
+            if self._table.get(key) is not entry:
+                return None
+            self._table.record_failure(key)
+            self._stats.poll_failed(key[0], failed.reason)
+            entry.failures += 1
+            delay = failed.retry_in
+            if delay is None:
+                delay = max(src.interval, self._job_backoff.delay(entry.failures, self._rng))
+            return delay
+        entry.failures = 0
+        return delay
+
+    async def _poll(self, entry: JobEntry, src: SourceRuntime) -> float | None:
+        key = entry.key
+        read = self._reads.pop(key, None)
+        if read is None or read.entry is not entry:
+            snap = await self._job(entry, src)
+            if snap is None:
+                return None
+            # A job the vendor does not know has no errors to read: its errors endpoint is a
+            # 404 too, and treating that as a failed poll would keep it from not_found forever.
+            if (
+                not snap.status.finished
+                or snap.status is Status.NOT_FOUND
+                or src.spec.parse_errors_page is None
+            ):
+                return self._succeeded(entry, src, snap)
+            read = ErrorsRead(entry, snap, self._clock.time())
+        try:
+            await read_errors(src, read, self._get)
+        except Deferred:
+            # The job request (or an earlier page) used the rate slot: the next poll goes
+            # on from the page it could not send, so the read finishes instead of restarting.
+            self._keep(key, read)
+            raise
+        if self._table.get(key) is not entry:
+            return None
+        self._table.record_errors(key, tuple(sorted(read.totals.items())))
+        return self._succeeded(entry, src, read.snap, read.seen_at)
+
+    async def _job(self, entry: JobEntry, src: SourceRuntime) -> Snapshot | None:
+        """The job's snapshot from its job request; ``None`` if it was dropped meanwhile."""
+        source, job_id = key = entry.key
+        resp = await self._get(src, src.client.url(src.client.source.path, job_id))
+        if self._table.get(key) is not entry:  # dropped or replaced while we waited
+            return None
+        if resp.status == 404:
+            entry.not_found_streak += 1
+            if entry.not_found_streak < NOT_FOUND_AFTER:
+                LOG.debug("job %s/%s: 404 (%d in a row)", source, job_id, entry.not_found_streak)
+                raise PollFailed("not_found", src.interval)
+            return Snapshot(Status.NOT_FOUND, "http_404")
+        if resp.status in src.spec.ok_statuses:
+            try:
+                return src.spec.parse_job(resp)
+            except VendorError as exc:
+                LOG.warning("job %s/%s: %s", source, job_id, exc)
+                raise PollFailed(exc.reason) from None
+        detail = error_detail(resp) or f"HTTP {resp.status}"
+        LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
+        raise PollFailed("unexpected_status")
+
+    def _succeeded(
+        self, entry: JobEntry, src: SourceRuntime, snap: Snapshot, seen_at: float | None = None
+    ) -> float | None:
+        # A deferred errors read finishes later: the snapshot is as of its job request.
+        at = self._clock.time() if seen_at is None else seen_at
+        entry = self._table.record_success(entry.key, snap, at)
+        return None if entry.finished else src.interval
+
+    def _keep(self, key: JobKey, read: ErrorsRead) -> None:
+        self._reads[key] = read
+        # A job dropped while its read waits is never polled again to pop it: sweep now and then.
+        if len(self._reads) > self._sweep_at:
+            table = self._table
+            self._reads = {k: r for k, r in self._reads.items() if table.get(k) is r.entry}
+            self._sweep_at = max(SWEEP_MIN, 2 * len(self._reads))
+
+    async def _get(self, src: SourceRuntime, url: URL) -> Response:
+        """One request through the gate; anything but an answer to parse raises PollFailed."""
+        gate = src.gate
+        wait = gate.acquire(self._clock.monotonic())
+        if wait > 0:
+            # Not a failure of the job: the source asked us to wait, so we do.
+            raise Deferred(self._after(src, wait))
+        resp = await self._send(src, url)
+        # An OAuth2 token can expire early on the vendor's side: renew it once, right away,
+        # rather than treating a stale token like wrong credentials.
+        if resp.status == 401 and src.client.auth.invalidate():
+            # Another poll may have closed the gate while this one was in flight.
+            if wait := gate.closed_for(self._clock.monotonic()):
+                raise Deferred(self._after(src, wait))
+            resp = await self._send(src, url)
+        name = src.client.source.name
+        now = self._clock.monotonic()
+        if resp.status in RATE_LIMIT_CODES:
+            return self._rate_limited(src, resp, now)
+        if resp.status in AUTH_REFUSED:
+            raise self._refused(src, resp, now, "unauthorized", "")
+        if resp.status >= 500:
+            window = gate.failure(now)
+            LOG.warning("source %s: HTTP %d; backing off %.1fs", name, resp.status, window)
+            raise PollFailed("server_error", self._after(src, window))
+        if src.auth_failing:
+            LOG.info("source %s: credentials accepted again", name)
+            src.auth_failing = False
+        gate.success()
+        return resp
+
+    @staticmethod
+    def _after(src: SourceRuntime, wait: float) -> float:
+        """When to come back: after ``wait``, spread so waiting jobs do not return at once."""
+        return src.gate.spread(wait, min(src.interval, SPREAD_MAX))
+
+    async def _send(self, src: SourceRuntime, url: URL) -> Response:
+        try:
+            headers = await src.client.auth.headers()
+        except AuthError as exc:
+            raise self._auth_failed(src, exc) from None
+        resp = await src.client.get(url, headers)
+        if isinstance(resp, str):
+            window = src.gate.failure(self._clock.monotonic())
+            name = src.client.source.name
+            LOG.warning("source %s: request failed (%s); backing off %.1fs", name, resp, window)
+            raise PollFailed(resp, self._after(src, window))
+        return resp
+
+    def _auth_failed(self, src: SourceRuntime, exc: AuthError) -> Exception:
+        """What a failure to get credentials (an OAuth2 token) does to the poll and source."""
+        now = self._clock.monotonic()
+        resp = exc.response
+        if exc.shared:
+            # The poll whose token request this was has counted it, logged it and closed the
+            # source if it should be: counting it again would double the metrics and backoff.
+            wait = src.gate.closed_for(now)
+            if wait:
+                return Deferred(self._after(src, wait))
+            return PollFailed(exc.reason, self._after(src, 0.0))
+        if resp is not None and resp.status in RATE_LIMIT_CODES:
+            self._rate_limited(src, resp, now)
+        if resp is not None and token_refused(resp):
+            return self._refused(src, resp, now, exc.reason, " by the OAuth2 token endpoint")
+        LOG.error("source %s: %s", src.client.source.name, exc)
+        window = src.gate.failure(now)
+        return PollFailed(exc.reason, self._after(src, window))
+
+    def _refused(
+        self, src: SourceRuntime, resp: Response, now: float, reason: str, where: str
+    ) -> PollFailed:
+        """Credentials refused: one error line, then the source is asked again only rarely."""
+        gate = src.gate
+        gate.hold(now, max(AUTH_RETRY, src.interval))
+        if not src.auth_failing:
+            detail = error_detail(resp) or ""
+            LOG.error(
+                "source %s: credentials refused%s (HTTP %d) %s",
+                src.client.source.name,
+                where,
+                resp.status,
+                detail,
+            )
+        src.auth_failing = True
+        return PollFailed(reason, gate.spread(gate.closed_for(now), src.interval))
+
+    def _rate_limited(self, src: SourceRuntime, resp: Response, now: float) -> NoReturn:
+        name = src.client.source.name
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.time())
+        if resp.status == 503 and retry_after is None:
+            window = src.gate.failure(now)
+            LOG.warning("source %s: HTTP 503; backing off %.1fs", name, window)
+            raise PollFailed("server_error", self._after(src, window))
+        self._stats.rate_limited(name)
+        closed_before = src.gate.closed_for(now)
+        window = src.gate.retry_after(now, retry_after)
+        # Only what this answer adds: concurrent 429s share one window, counted once.
+        self._stats.rate_limit_wait(name, src.gate.closed_for(now) - closed_before)
+        LOG.warning(
+            "source %s: rate limited (HTTP %d); no requests for %.1fs", name, resp.status, window
+        )
+        raise PollFailed("rate_limited", self._after(src, window))

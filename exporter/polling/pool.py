@@ -1,0 +1,138 @@
+"""The runtime of each configured source, opened at start and swapped on reload.
+
+A reload that leaves a source's settings alone keeps its runtime: the same
+HTTP session (keep-alive), OAuth2 token and politeness gate.  A source whose
+settings changed gets a new client, but keeps its gate (with a new rate cap, if
+that changed) while it still talks to the same ``base_url``, even when it was
+removed and comes back, so a reload never reopens a ``Retry-After`` window
+early.  A replaced client is closed once the polls that may still be using it
+have had ``request_timeout`` to finish.  A kept client watches its TLS files
+itself; a reload only makes it look at them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+
+from exporter.clock import Clock
+from exporter.config import Config, ConfigError, GlobalConfig, SourceConfig
+from exporter.polling.client import RequestStats, SourceClient
+from exporter.polling.gate import Backoff, SourceGate
+from exporter.polling.poller import SourceRuntime
+from exporter.vendors import REGISTRY
+
+
+def _settings(src: SourceConfig, g: GlobalConfig) -> tuple[object, ...]:
+    """What a client is built from: the source without its jobs, and the global knobs."""
+    return (dataclasses.replace(src, jobs=()), g.request_timeout, g.max_concurrency)
+
+
+class SourcePool:
+    """``runtimes`` by source name; the dict is updated in place, so its readers see reloads."""
+
+    def __init__(self, *, stats: RequestStats, clock: Clock, rng: random.Random) -> None:
+        self.runtimes: dict[str, SourceRuntime] = {}
+        self._settings: dict[str, tuple[object, ...]] = {}
+        self._stats = stats
+        self._clock = clock
+        self._rng = rng
+        self._retiring: dict[asyncio.Task[None], SourceClient] = {}
+        self._grace = 0.0
+        # Gates of sources a reload removed, by name: one added back (an edit undone)
+        # must still honour a Retry-After window that is in force.
+        self._parked: dict[str, tuple[str, SourceGate]] = {}
+
+    async def update(self, config: Config) -> set[str]:
+        """Open, replace or close runtimes to match ``config``.
+
+        Returns the names whose jobs must start over: sources removed, or whose
+        API changed (a job's state means nothing under another API).  Raises
+        :class:`ConfigError`, changing nothing, when a source cannot be set up.
+        """
+        g = config.global_
+        wanted = {src.name: src for src in config.sources}
+        # Every new client is built before anything changes, so a source that cannot be
+        # set up (a TLS file that does not load) refuses the whole config.
+        fresh: dict[str, tuple[SourceClient, tuple[object, ...]]] = {}
+        problems: list[str] = []
+        for name, src in wanted.items():
+            settings = _settings(src, g)
+            if name not in self.runtimes or self._settings[name] != settings:
+                try:
+                    # Loading CA bundles and keys reads files: off the loop.
+                    fresh[name] = (await asyncio.to_thread(self._client, src, g), settings)
+                except (OSError, ValueError) as exc:
+                    problems.append(f"sources: {name}: cannot set up its HTTP client: {exc}")
+        if problems:
+            raise ConfigError(problems)
+        self._grace = g.request_timeout + 1.0
+        for name, runtime in self.runtimes.items():
+            if name in wanted and name not in fresh:
+                # A secret rotated by hand then a SIGHUP: use it now, not at the next check.
+                runtime.client.tls.recheck()
+        reset = {name for name in self.runtimes if name not in wanted}
+        for name in reset:
+            removed = self.runtimes.pop(name)
+            self._retire(removed.client)
+            self._parked[name] = (removed.client.source.base_url, removed.gate)
+            del self._settings[name]
+        for name, (client, settings) in fresh.items():
+            src = wanted[name]
+            old = self.runtimes.get(name)
+            await client.__aenter__()
+            kept: tuple[str, SourceGate] | None = self._parked.pop(name, None)
+            if old is not None:
+                self._retire(old.client)
+                if old.client.source.api != src.api:
+                    reset.add(name)
+                kept = (old.client.source.base_url, old.gate)
+            if kept is not None and kept[0] == src.base_url:
+                # The same vendor endpoint: its Retry-After window and backoff carry over.
+                gate = kept[1]
+                gate.set_rate(src.max_requests_per_second)
+            else:
+                gate = SourceGate(
+                    max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
+                )
+            self.runtimes[name] = SourceRuntime(REGISTRY[src.api], client, gate, src.poll_interval)
+            self._settings[name] = settings
+        return reset
+
+    def _client(self, src: SourceConfig, g: GlobalConfig) -> SourceClient:
+        return SourceClient(
+            src,
+            timeout=g.request_timeout,
+            max_connections=g.max_concurrency,
+            stats=self._stats,
+            monotonic=self._clock.monotonic,
+        )
+
+    async def close(self) -> None:
+        """Close every client, current and retiring; safe to call twice."""
+        retiring, self._retiring = self._retiring, {}
+        for task in retiring:
+            task.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
+        clients = [rt.client for rt in self.runtimes.values()] + list(retiring.values())
+        self.runtimes.clear()
+        self._settings.clear()
+        for client in clients:
+            with contextlib.suppress(Exception):  # closing must reach every client
+                await client.close()
+
+    def _retire(self, client: SourceClient) -> None:
+        task = asyncio.create_task(self._close_later(client, self._grace), name="retire-client")
+        self._retiring[task] = client
+        task.add_done_callback(self._retired)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(task, None)
+
+    async def _close_later(self, client: SourceClient, grace: float) -> None:
+        # Polls still holding the old client get the time a request may take.
+        never = asyncio.Event()
+        await self._clock.wait(never, grace)
+        await client.close()

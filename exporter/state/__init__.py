@@ -1,0 +1,1 @@
+"""Job state across restarts: records, the SQLite state file, and the stores."""

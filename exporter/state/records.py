@@ -1,0 +1,138 @@
+"""What survives a restart for one job, and its JSON form.
+
+:func:`encode` writes a :class:`JobRecord` as one line of JSON; :func:`decode`
+reads it back strictly (a wrong type is an error, an int stays an int) so that
+``decode(encode(r)) == r``.  :func:`from_entry` makes the record of a job table
+entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, TypeVar
+
+from exporter.model import Snapshot, Status
+
+if TYPE_CHECKING:  # only a type here: records do not depend on the table at run time
+    from exporter.jobs.table import JobEntry
+
+T = TypeVar("T")
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # ASCII: a lone surrogate survives too
+_INTS = ("total_items", "remaining_items", "completed_items", "successful_items", "error_items")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """What survives a restart for one watched job."""
+
+    source: str
+    job_id: str
+    api: str
+    origin: str  # "config" | "api" | "dir"
+    labels: tuple[tuple[str, str], ...]  # the job's own labels, without origin
+    first_seen: float | None
+    seen_finished: float | None
+    snapshot: Snapshot | None
+    errors_by_code: tuple[tuple[str, int], ...] | None
+    poll_success: bool | None
+    last_success: float | None
+    expires_at: float | None  # wall time when a finished job's series go
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(JobRecord))
+_SNAPSHOT_FIELDS = tuple(f.name for f in fields(Snapshot))
+
+
+def from_entry(entry: JobEntry) -> JobRecord:
+    """The record of a job table entry; a leading ``origin`` label becomes ``origin``."""
+    labels, origin = entry.labels, "config"
+    if labels and labels[0][0] == "origin":
+        origin, labels = labels[0][1], labels[1:]
+    return JobRecord(
+        *entry.key, entry.api, origin, labels, entry.first_seen, entry.seen_finished,
+        entry.snapshot, entry.errors_by_code, entry.poll_success, entry.last_success,
+        entry.expires_at,
+    )  # fmt: skip
+
+
+def encode(record: JobRecord) -> str:
+    """``record`` as one line of JSON."""
+    doc = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    if (snap := record.snapshot) is not None:
+        doc["snapshot"] = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}
+        doc["snapshot"]["status"] = snap.status.value
+    return _ENCODER.encode(doc)
+
+
+def _check(value: object, kind: type[T], what: str) -> T:
+    # bool is an int to Python, but not to a record; an int stays an int where floats go.
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise TypeError(f"expected {what}, got {type(value).__name__}")
+
+
+def _str(value: object) -> str:
+    return _check(value, str, "a string")
+
+
+def _int(value: object) -> int:
+    return _check(value, int, "an integer")
+
+
+def _float(value: object) -> float:
+    return value if isinstance(value, float) else _int(value)
+
+
+def _bool(value: object) -> bool:
+    return _check(value, bool, "true or false")
+
+
+def _opt(value: object, check: Callable[[object], T]) -> T | None:
+    return None if value is None else check(value)
+
+
+def _pairs(value: object, second: Callable[[object], T]) -> tuple[tuple[str, T], ...]:
+    out = []
+    for pair in _check(value, list, "a list of pairs"):
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise TypeError(f"expected a pair, got {pair!r:.40}")
+        out.append((_str(pair[0]), second(pair[1])))
+    return tuple(out)
+
+
+def _snapshot(value: object) -> Snapshot:
+    doc = _check(value, dict, "a snapshot object")
+    ints = {name: _opt(doc.get(name), _int) for name in _INTS}
+    return Snapshot(
+        status=Status(doc["status"]),
+        vendor_status=_str(doc["vendor_status"]),
+        created=_opt(doc.get("created"), _float),
+        finished=_opt(doc.get("finished"), _float),
+        info=_pairs(doc.get("info", []), _str),
+        **ints,
+    )
+
+
+def decode(text: str) -> JobRecord:
+    """The record :func:`encode` wrote (fields that may be ``None`` may lack); else ValueError."""
+    try:
+        doc = _check(json.loads(text), dict, "an object")
+        return JobRecord(
+            source=_str(doc["source"]),
+            job_id=_str(doc["job_id"]),
+            api=_str(doc["api"]),
+            origin=_str(doc["origin"]),
+            labels=_pairs(doc.get("labels", []), _str),
+            first_seen=_opt(doc.get("first_seen"), _float),
+            seen_finished=_opt(doc.get("seen_finished"), _float),
+            snapshot=_opt(doc.get("snapshot"), _snapshot),
+            errors_by_code=_opt(doc.get("errors_by_code"), lambda v: _pairs(v, _int)),
+            poll_success=_opt(doc.get("poll_success"), _bool),
+            last_success=_opt(doc.get("last_success"), _float),
+            expires_at=_opt(doc.get("expires_at"), _float),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a job record: {exc!r}") from exc

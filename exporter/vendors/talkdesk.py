@@ -1,0 +1,100 @@
+"""Talkdesk Explore report job: ``GET data/reports/{type}/jobs/{id}`` (seed 002).
+
+The job body has a ``status`` (sent in lower case by the live API) and a few
+descriptive strings kept as ``info``.  A finished report answers ``300`` with
+a ``Location`` header pointing at its file; aiohttp does not follow it, and
+the URL (possibly signed) is never read here.
+"""
+
+from __future__ import annotations
+
+from exporter.model import Response, Snapshot, Status, VendorError
+from exporter.vendors.base import (
+    ApiSpec,
+    bounded,
+    load_json_object,
+    map_status,
+    read_object,
+    read_optional_object,
+    read_optional_str,
+    read_str,
+)
+
+MAX_VENDOR_STATUS = 100
+MAX_INFO = 200
+INFO_KEYS = ("name", "format", "timezone")
+LOCATED = 300
+
+STATUSES = {
+    "CREATED": Status.PENDING,
+    "PROCESSING": Status.RUNNING,
+    "UPLOADING": Status.RUNNING,
+    "DONE": Status.COMPLETED,
+    "FAILED": Status.FAILED,
+    "CANCELED": Status.CANCELED,
+    "CANCELLED": Status.CANCELED,
+    "DELETED": Status.DELETED,
+}
+
+# A 300 whose body says nothing usable: the status code alone means "done".
+LOCATED_SNAPSHOT = Snapshot(status=Status.COMPLETED, vendor_status="done")
+
+
+def _info(job: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """Collect ``name``, ``format`` and ``timezone`` (those sent as strings), bounded."""
+    pairs = []
+    for key in INFO_KEYS:
+        value = job.get(key)
+        if isinstance(value, str):
+            pairs.append((key, bounded(value, MAX_INFO)))
+    return tuple(pairs)
+
+
+def _parse_ok(response: Response) -> Snapshot:
+    """Read a ``200``: ``job`` and ``job.status`` are required."""
+    job = read_object(load_json_object(response), "job")
+    raw = read_str(job, "status", "job")
+    return Snapshot(
+        status=map_status(raw, STATUSES),
+        vendor_status=bounded(raw, MAX_VENDOR_STATUS),
+        info=_info(job),
+    )
+
+
+def _parse_located(response: Response) -> Snapshot:
+    """Read a ``300``: always ``completed``; a readable body adds info and the raw status."""
+    if not response.body.strip():
+        return LOCATED_SNAPSHOT
+    try:
+        job = read_optional_object(load_json_object(response), "job")
+        raw = None if job is None else read_optional_str(job, "status", "job")
+    except VendorError:
+        return LOCATED_SNAPSHOT
+    if job is None:
+        return LOCATED_SNAPSHOT
+    return Snapshot(
+        status=Status.COMPLETED,
+        vendor_status=bounded(raw, MAX_VENDOR_STATUS) if raw else "done",
+        info=_info(job),
+    )
+
+
+def parse_job(response: Response) -> Snapshot:
+    """Read a report job; ``vendor_status`` is ``job.status`` as sent, ``done`` for a bare 300."""
+    if response.status == LOCATED:
+        # The report's file is at Location; a 300 without one is not the vendor's answer
+        # (a proxy's "multiple choices", say), so it proves nothing about the report.
+        if not response.headers.get("Location"):
+            raise VendorError("unexpected_status", "HTTP 300 without a Location header")
+        return _parse_located(response)
+    return _parse_ok(response)
+
+
+SPEC = ApiSpec(
+    name="report_job",
+    vendor="talkdesk",
+    default_path="data/reports/{report_type}/jobs/{id}",
+    parse_job=parse_job,
+    ok_statuses=frozenset({200, 300}),
+    path_params=("report_type",),
+)

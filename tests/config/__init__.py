@@ -1,0 +1,1 @@
+"""Tests of exporter.config: validation, every problem with its place in the file."""

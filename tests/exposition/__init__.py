@@ -1,0 +1,1 @@
+"""Tests of exporter.exposition: lines, blocks, pages and the metrics server."""

@@ -1,0 +1,1 @@
+"""Tests of exporter.intake: the watchlist, registration API, watch dir and reload."""

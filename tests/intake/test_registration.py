@@ -1,0 +1,151 @@
+"""The registration API: an app adds and removes jobs on its running sidecar."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from exporter.intake.registration import ApiError, JobsApiServer, parse_job_path, parse_labels
+from tests.harness import FS, Harness, source_yaml
+
+MakeHarness = Callable[..., Awaitable[Harness]]
+ApiFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def make_api(
+    make_harness: MakeHarness,
+) -> AsyncIterator[Callable[..., Awaitable[tuple[Harness, str]]]]:
+    """A running exporter with one Fullstory source and its API on port 0, closed afterwards."""
+    servers: list[JobsApiServer] = []
+
+    async def make(token_file: str | None = None, max_jobs: int = 10_000) -> tuple[Harness, str]:
+        h = await make_harness()
+        h.sim.add_job(FS, "cfg", total=10_000, rate=1)
+        await h.start(source_yaml(h.sim, FS, "fs", ["cfg"]), max_jobs=max_jobs)
+        assert h.exporter is not None
+        api = JobsApiServer(h.exporter.watchlist, host="127.0.0.1", port=0, token_file=token_file)
+        await api.start()
+        servers.append(api)
+        return h, f"http://127.0.0.1:{api.port}/api/v1"
+
+    yield make
+    for api in servers:
+        await api.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_register_poll_list_and_remove(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]], http: aiohttp.ClientSession
+) -> None:
+    """PUT watches a job (201, then 200), it gets polled, GET lists it, DELETE drops it."""
+    h, base = await make_api()
+    h.sim.add_job(FS, "a/../b", total=10_000, rate=1)
+    url = f"{base}/sources/fs/jobs/a%2F..%2Fb"
+    async with http.put(url, json={"labels": {"team": "growth"}}) as resp:
+        assert resp.status == 201
+    async with http.put(url) as resp:
+        assert resp.status == 200
+    await h.advance(6)
+    assert h.value("batchjob_poll_success", source="fs", job_id="a/../b") == 1
+    info = [
+        dict(labels)
+        for (name, labels), _ in h.samples().items()
+        if name == "batchjob_info" and dict(labels)["job_id"] == "a/../b"
+    ]
+    assert info[0]["origin"] == "api"
+    assert info[0]["team"] == "growth"
+    async with http.get(f"{base}/jobs") as resp:
+        jobs = (await resp.json())["jobs"]
+    by_id = {job["id"]: job for job in jobs}
+    assert by_id["a/../b"]["origin"] == "api"
+    assert by_id["a/../b"]["status"] == "running"
+    assert by_id["cfg"]["origin"] == "config"
+    async with http.delete(url) as resp:
+        assert resp.status == 204
+    async with http.delete(url) as resp:
+        assert resp.status == 404
+    assert h.value("batchjob_poll_success", source="fs", job_id="a/../b") is None
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("PUT", "/sources/nope/jobs/x", None, 404),
+        ("PUT", "/sources/fs/jobs/" + "x" * 257, None, 400),
+        ("PUT", "/sources/fs/jobs/%0A", None, 400),
+        ("PUT", "/sources/fs/jobs/x", b"{not json", 400),
+        ("PUT", "/sources/fs/jobs/x", b'{"labels": {"job_id": "y"}}', 400),
+        ("PUT", "/sources/fs/jobs/x", b'{"labels": {"team": 3}}', 400),
+        ("PUT", "/sources/fs/jobs/x", b'{"other": 1}', 400),
+        ("PUT", "/sources/fs/jobs/x", b"x" * 100_000, 413),
+        ("POST", "/sources/fs/jobs/x", None, 405),
+        ("POST", "/jobs", None, 405),
+        ("PUT", "/sources/fs/x", None, 404),
+        ("DELETE", "/sources/fs/jobs/cfg", None, 409),
+    ],
+)
+async def test_bad_requests_get_json_errors(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]],
+    http: aiohttp.ClientSession,
+    case: tuple[str, str, bytes | None, int],
+) -> None:
+    """Unknown sources, bad IDs, bad bodies, wrong methods, config jobs: clear JSON errors."""
+    method, path, body, status = case
+    _, base = await make_api()
+    async with http.request(method, base + path, data=body) as resp:
+        assert resp.status == status
+        assert "error" in await resp.json()
+
+
+async def test_cap_on_jobs_per_source(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]], http: aiohttp.ClientSession
+) -> None:
+    """Beyond the per-source cap a registration is refused with 507, never a crash."""
+    _, base = await make_api(max_jobs=2)
+    async with http.put(f"{base}/sources/fs/jobs/one") as resp:
+        assert resp.status == 201
+    async with http.put(f"{base}/sources/fs/jobs/two") as resp:
+        assert resp.status == 507
+
+
+async def test_bearer_token_is_required_and_rotatable(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]],
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    """With a token file, requests need 'Bearer <token>'; an unreadable file is a 503."""
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    _, base = await make_api(token_file=str(token))
+    async with http.get(f"{base}/jobs") as resp:
+        assert resp.status == 401
+    async with http.get(f"{base}/jobs", headers={"Authorization": "Bearer wrong"}) as resp:
+        assert resp.status == 401
+    async with http.get(f"{base}/jobs", headers={"Authorization": "Bearer t0ken"}) as resp:
+        assert resp.status == 200
+    token.unlink()
+    # The cache re-checks the file at most once a second (real time, as the API uses).
+    import asyncio  # noqa: PLC0415
+
+    await asyncio.sleep(1.05)
+    async with http.get(f"{base}/jobs", headers={"Authorization": "Bearer t0ken"}) as resp:
+        assert resp.status == 503
+
+
+def test_path_parsing_decodes_after_splitting() -> None:
+    """An encoded slash stays inside the ID; extra segments are not an endpoint."""
+    assert parse_job_path("/api/v1/sources/fs/jobs/a%2Fb") == ("fs", "a/b")
+    with pytest.raises(ApiError):
+        parse_job_path("/api/v1/sources/fs/jobs/a/b")
+    assert parse_labels(b"  ") == ()
+    assert parse_labels(b'{"labels": {"b": "2", "a": "1"}}') == (("a", "1"), ("b", "2"))

@@ -1,0 +1,1 @@
+"""Tests of exporter.jobs: the job table and its entries."""

@@ -1,0 +1,1 @@
+"""Tests of exporter.polling: scheduler, gate, client, credentials and the poller."""

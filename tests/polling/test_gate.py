@@ -1,0 +1,86 @@
+"""Retry-After parsing, backoff with jitter, and the per-source gate."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from exporter.polling.gate import MAX_RETRY_AFTER, Backoff, SourceGate, parse_retry_after
+
+WALL = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("99999999", MAX_RETRY_AFTER),
+        ("Tue, 14 Nov 2023 22:15:00 GMT", 100.0),  # WALL + 100 s
+        ("Tue, 14 Nov 2023 22:11:20 GMT", 0.0),  # already past
+        (None, None),
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("Tue, 14 Nov 2023 22:14:20", None),  # no zone: not an HTTP-date
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    """Both Retry-After forms are read; anything else means 'use your own backoff'."""
+    assert parse_retry_after(value, WALL) == expected
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_below_the_raw_value() -> None:
+    """Each failure doubles the wait, jittered into [raw/2, raw), never past the cap."""
+    rng = random.Random(1)
+    backoff = Backoff(base=2.0, cap=60.0)
+    for failures, raw in [(1, 2.0), (2, 4.0), (3, 8.0), (6, 60.0), (100, 60.0)]:
+        for _ in range(50):
+            assert raw / 2 <= backoff.delay(failures, rng) < raw
+
+
+def test_gate_closes_for_exactly_the_retry_after_window() -> None:
+    """After a Retry-After the gate refuses every request until the window has passed."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
+    assert gate.acquire(100.0) == 0.0
+    assert gate.retry_after(100.0, 30.0) == 30.0
+    assert gate.acquire(100.0) == pytest.approx(30.0)
+    assert gate.acquire(129.999) == pytest.approx(0.001)
+    assert gate.acquire(130.0) == 0.0
+
+
+def test_a_shorter_answer_never_shortens_an_open_window() -> None:
+    """A late, shorter Retry-After from a request already in flight keeps the longer window."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
+    gate.retry_after(100.0, 60.0)
+    gate.retry_after(101.0, 1.0)
+    assert gate.closed_for(102.0) == pytest.approx(58.0)
+
+
+def test_failures_back_off_exponentially_and_success_resets() -> None:
+    """Server errors without Retry-After grow the window; a good answer starts over."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(base=1.0, cap=300.0), rng=random.Random(3))
+    windows = [gate.failure(0.0) for _ in range(5)]
+    assert all(0.5 * 2**i <= w < 2**i for i, w in enumerate(windows))
+    gate.success()
+    assert gate.failures == 0
+    assert gate.failure(1000.0) < 1.0
+
+
+def test_rate_cap_spaces_requests() -> None:
+    """max_rate=2 lets one request through each half second."""
+    gate = SourceGate(max_rate=2.0, backoff=Backoff(), rng=random.Random(0))
+    assert gate.acquire(10.0) == 0.0
+    assert gate.acquire(10.1) == pytest.approx(0.4)
+    assert gate.acquire(10.5) == 0.0
+
+
+def test_hold_and_spread() -> None:
+    """hold() closes the gate; spread() only ever adds to the wait."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
+    gate.hold(0.0, 300.0)
+    assert gate.closed_for(0.0) == 300.0
+    for _ in range(20):
+        assert 300.0 <= gate.spread(300.0, 30.0) < 330.0

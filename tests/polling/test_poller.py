@@ -1,0 +1,260 @@
+"""Politeness and resilience end to end: Retry-After, backoff, bad bodies, auth, secrets."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from exporter.polling.poller import AUTH_RETRY
+from exporter.simulator import Fault
+from exporter.simulator.faults import TOKEN_TARGET
+from tests.harness import EVO, FS, TD, Harness, source_yaml
+
+MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+async def start_fs(h: Harness, n: int, global_: str = "  max_concurrency: 1\n") -> None:
+    """Watch ``n`` long-running Fullstory jobs, one request in flight at a time."""
+    ids = [f"j{i}" for i in range(n)]
+    for job_id in ids:
+        h.sim.add_job(FS, job_id, total=100_000, rate=1)
+    await h.start(source_yaml(h.sim, FS, "fs", ids), global_)
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+async def test_no_request_inside_the_retry_after_window(
+    make_harness: MakeHarness, form: str
+) -> None:
+    """After a 429, nothing at all is sent to that source until Retry-After has passed."""
+    h = await make_harness()
+    await start_fs(h, 5)
+    await h.advance(10)
+    assert len(h.requests(FS)) == 5
+    now = h.clock.time()
+    value = "30" if form == "seconds" else email.utils.formatdate(now + 30, usegmt=True)
+    h.sim.set_fault(FS, Fault("rate_limit", retry_after=value, count=1))
+    await h.advance(10)
+    limited = [r.time for r in h.sim.requests if r.status == 429]
+    assert len(limited) == 1
+    await h.advance(60)
+    after = [t for t in h.requests(FS) if t > limited[0]]
+    assert after, "polling resumed after the window"
+    # An HTTP-date has one-second resolution, so the window may end up to 1 s early.
+    assert min(after) >= limited[0] + (30 if form == "seconds" else 29)
+    assert h.value("batchjob_exporter_rate_limited_total", source="fs") == 1
+    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="rate_limited")
+
+
+async def test_time_under_retry_after_is_counted(make_harness: MakeHarness) -> None:
+    """The seconds the source stays closed by Retry-After windows are counted, no more."""
+    h = await make_harness()
+    await start_fs(h, 3)
+    await h.advance(10)
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="fs") == 0
+    h.sim.set_fault(FS, Fault("rate_limit", retry_after="30", count=3))
+    await h.advance(120)
+    limited = sorted(r.time for r in h.sim.requests if r.status == 429)
+    assert len(limited) == 3
+    # Each 429 closed the source until its time + 30 s: the length of the windows' union.
+    expected, end = 0.0, float("-inf")
+    for start in limited:
+        expected += start + 30 - max(start, end)
+        end = start + 30
+    assert expected == 90
+    seconds = h.value("batchjob_exporter_rate_limited_seconds_total", source="fs")
+    assert seconds == pytest.approx(expected)
+
+
+async def test_503_with_retry_after_is_a_rate_limit_and_without_it_a_backoff(
+    make_harness: MakeHarness,
+) -> None:
+    """503 + Retry-After closes the gate for that long; a bare 503 backs the source off."""
+    h = await make_harness()
+    await start_fs(h, 3)
+    await h.advance(10)
+    h.sim.set_fault(FS, Fault("unavailable", retry_after="45", count=1))
+    await h.advance(10)
+    first = next(r.time for r in h.sim.requests if r.status == 503)
+    await h.advance(60)
+    assert min(t for t in h.requests(FS) if t > first) >= first + 45
+    h.sim.set_fault(FS, Fault("unavailable", count=1))
+    await h.advance(20)
+    assert h.value("batchjob_exporter_rate_limited_total", source="fs") == 1
+    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="server_error")
+
+
+async def test_server_errors_back_off_the_whole_source(make_harness: MakeHarness) -> None:
+    """Repeated 500s space requests out exponentially instead of polling every interval."""
+    h = await make_harness()
+    await start_fs(h, 4)
+    await h.advance(10)
+    h.sim.set_fault(FS, Fault("server_error"))
+    start = len(h.requests(FS))
+    await h.advance(300, step=5)
+    failed = len(h.requests(FS)) - start
+    # Without backoff: 4 jobs every 10 s for 300 s = 120 requests.
+    assert 3 <= failed <= 15
+    h.sim.clear_faults()
+    await h.advance(400, step=10)
+    for i in range(4):
+        assert h.value("batchjob_poll_success", source="fs", job_id=f"j{i}") == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (Fault("html", count=1), "invalid_json"),
+        (Fault("truncated_json", count=1), "invalid_json"),
+        (Fault("huge", size=9 * 1024 * 1024, count=1), "body_too_large"),
+    ],
+)
+async def test_a_bad_body_fails_one_poll_and_keeps_the_last_values(
+    make_harness: MakeHarness, fault: Fault, reason: str
+) -> None:
+    """HTML, truncated JSON or a huge body: poll_success 0, last good values kept, recovery."""
+    h = await make_harness()
+    h.sim.add_job(EVO, "r", total=100_000, rate=1)
+    await h.start(source_yaml(h.sim, EVO, "evo", ["r"]))
+    await h.advance(10)
+    before = h.value("batchjob_remaining_items", source="evo", job_id="r")
+    assert before is not None
+    h.sim.set_fault(EVO, fault)
+    await h.advance(10)
+    assert h.value("batchjob_poll_success", source="evo", job_id="r") == 0
+    assert h.value("batchjob_remaining_items", source="evo", job_id="r") == before
+    assert h.value("batchjob_exporter_poll_failures_total", source="evo", reason=reason) == 1
+    await h.advance(20)
+    assert h.value("batchjob_poll_success", source="evo", job_id="r") == 1
+    remaining = h.value("batchjob_remaining_items", source="evo", job_id="r")
+    assert remaining is not None
+    assert remaining < before
+
+
+async def test_timeouts_and_refused_connections_fail_the_poll(make_harness: MakeHarness) -> None:
+    """A slow vendor times out and a closed port is refused; both count and back off."""
+    h = await make_harness()
+    h.sim.add_job(EVO, "r", total=100_000, rate=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    dead = source_yaml(h.sim, FS, "dead", ["x"]).replace(
+        h.sim.base_url(FS), f"http://127.0.0.1:{closed_port}/"
+    )
+    await h.start(source_yaml(h.sim, EVO, "evo", ["r"]) + dead, "  request_timeout: 200ms\n")
+    h.sim.set_fault(EVO, Fault("slow", delay=2.0, count=1))
+    await h.advance(10)
+    assert h.value("batchjob_exporter_api_requests_total", source="evo", code="timeout") == 1
+    assert h.value("batchjob_exporter_api_requests_total", source="dead", code="connection_error")
+    assert h.value("batchjob_poll_success", source="dead", job_id="x") == 0
+
+
+async def test_refused_credentials_log_once_and_retry_slowly(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 gives one error line and the source is not asked again for minutes."""
+    h = await make_harness()
+    for i in range(3):
+        h.sim.add_job(FS, f"j{i}", total=100_000, rate=1)
+    text = source_yaml(h.sim, FS, "fs", ["j0", "j1", "j2"]).replace(
+        h.sim.credentials.fullstory_api_key, "wrong-key-123"
+    )
+    caplog.set_level(logging.DEBUG)
+    await h.start(text, "  max_concurrency: 1\n")
+    await h.advance(AUTH_RETRY * 3, step=10)
+    # One per closed window (the first, then one retry after each AUTH_RETRY).
+    assert 1 <= len(h.requests(FS)) <= 4
+    refused = [r for r in caplog.records if "credentials refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert "wrong-key-123" not in caplog.text
+    assert h.exporter is not None
+    assert b"wrong-key-123" not in h.exporter.render()
+
+
+async def test_rotated_secret_file_is_picked_up_and_never_shown(
+    make_harness: MakeHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fixing a secret file on disk heals the source without a restart; no value is logged."""
+    h = await make_harness()
+    h.sim.add_job(FS, "j", total=100_000, rate=1)
+    secret = tmp_path / "api-key"
+    secret.write_text("stale-key-456\n")
+    good = h.sim.credentials.fullstory_api_key
+    text = source_yaml(h.sim, FS, "fs", ["j"]).replace(
+        f"credentials: {good}", f"credentials_file: '{secret}'"
+    )
+    caplog.set_level(logging.DEBUG)
+    await h.start(text)
+    await h.advance(10)
+    assert h.value("batchjob_poll_success", source="fs", job_id="j") == 0
+    secret.write_text(good + "\n")
+    await h.advance(AUTH_RETRY + 40, step=10)
+    assert h.value("batchjob_poll_success", source="fs", job_id="j") == 1
+    assert h.exporter is not None
+    page = h.exporter.render()
+    for value in ("stale-key-456", good):
+        assert value not in caplog.text
+        assert value.encode() not in page
+
+
+async def test_oauth2_token_endpoint_failure_fails_the_poll(make_harness: MakeHarness) -> None:
+    """A token endpoint that refuses the client fails polls with reason oauth2_token."""
+    h = await make_harness()
+    h.sim.add_job(TD, "t", total=100_000, rate=1)
+    text = source_yaml(h.sim, TD, "td", ["t"]).replace(
+        h.sim.credentials.talkdesk_client_secret, "not-the-secret"
+    )
+    await h.start(text)
+    await h.advance(10)
+    assert h.value("batchjob_poll_success", source="td", job_id="t") == 0
+    assert h.value("batchjob_exporter_poll_failures_total", source="td", reason="oauth2_token")
+    assert not [r for r in h.sim.requests if r.api == TD]
+
+
+async def test_refused_client_credentials_log_once_and_retry_slowly(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 from the token endpoint is treated like one from the API: one line, slow retries."""
+    h = await make_harness()
+    for i in range(3):
+        h.sim.add_job(TD, f"t{i}", total=100_000, rate=1)
+    text = source_yaml(h.sim, TD, "td", ["t0", "t1", "t2"]).replace(
+        h.sim.credentials.talkdesk_client_secret, "not-the-secret-789"
+    )
+    caplog.set_level(logging.DEBUG)
+    await h.start(text, "  max_concurrency: 2\n")
+    await h.advance(AUTH_RETRY * 3, step=10)
+    assert 1 <= len(h.requests(TOKEN_TARGET)) <= 4
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "credentials refused" in errors[0].getMessage()
+    assert "token endpoint" in errors[0].getMessage()
+    assert h.value("batchjob_poll_success", source="td", job_id="t0") == 0
+    for secret in ("not-the-secret-789", base64.b64encode(b"not-the-secret-789").decode()):
+        assert secret not in caplog.text
+    assert "Basic " not in caplog.text
+
+
+async def test_a_429_from_the_token_endpoint_closes_the_source_for_its_window(
+    make_harness: MakeHarness,
+) -> None:
+    """Retry-After on a token answer silences the whole source, token endpoint included."""
+    h = await make_harness()
+    for i in range(3):
+        h.sim.add_job(TD, f"t{i}", total=100_000, rate=1)
+    h.sim.set_fault(TOKEN_TARGET, Fault("rate_limit", retry_after="60", count=1))
+    await h.start(source_yaml(h.sim, TD, "td", ["t0", "t1", "t2"]), "  max_concurrency: 3\n")
+    await h.advance(120, step=2)
+    limited = [r.time for r in h.sim.requests if r.status == 429]
+    assert len(limited) == 1
+    sent = h.requests(TD) + h.requests(TOKEN_TARGET)
+    assert not [t for t in sent if limited[0] < t < limited[0] + 60]
+    assert h.value("batchjob_exporter_rate_limited_total", source="td") == 1
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="td") == 60
+    for i in range(3):
+        assert h.value("batchjob_poll_success", source="td", job_id=f"t{i}") == 1

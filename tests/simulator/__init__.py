@@ -1,0 +1,1 @@
+"""Tests of exporter.simulator: the three vendor APIs it serves."""

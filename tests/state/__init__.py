@@ -1,0 +1,1 @@
+"""Tests of exporter.state: records, the state file, and restarts."""

@@ -1,0 +1,1 @@
+"""Tests of exporter.vendors: each vendor's parser, and the registry."""
