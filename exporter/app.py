@@ -24,8 +24,9 @@ from exporter.exposition.selfmetrics import SelfMetrics
 from exporter.exposition.server import MetricsServer
 from exporter.intake.reload import Reloader
 from exporter.intake.watchdir import DirWatcher
-from exporter.intake.watchlist import Labels, Watchlist
-from exporter.jobs.table import JobKey, JobTable
+from exporter.intake.watchlist import Watchlist
+from exporter.jobs.keys import JobKey, Labels
+from exporter.jobs.table import JobTable
 from exporter.polling.poller import Poller
 from exporter.polling.pool import SourcePool
 from exporter.polling.scheduler import Scheduler

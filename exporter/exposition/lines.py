@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 from exporter.exposition.blocks import Block
 from exporter.exposition.page import Piece
+from exporter.jobs.keys import JobKey
 from exporter.model import Snapshot, Status
-
-JobKey = tuple[str, str]  # (source, job_id)
 
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("batchjob_total_items", "Items in the job, as the vendor reports them."),

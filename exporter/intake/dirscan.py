@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from exporter.config._nodes import quote
-from exporter.intake.jobfiles import Labels, is_job_file, parse_or_reject
+from exporter.intake.jobfiles import is_job_file, parse_or_reject
+from exporter.jobs.keys import JobKey, Labels
 
 MAX_FILE_BYTES = 1 << 20
 
-JobKey = tuple[str, str]
 Fingerprint = tuple[int, int, int, int]
 
 

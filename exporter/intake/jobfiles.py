@@ -18,9 +18,7 @@ from yaml.nodes import MappingNode, Node
 from exporter.config import job_id_problem
 from exporter.config._jobs import build_jobs
 from exporter.config._nodes import Walker, describe, is_null, quote
-
-Labels = tuple[tuple[str, str], ...]
-JobKey = tuple[str, str]
+from exporter.jobs.keys import JobKey, Labels
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,14 +25,12 @@ from types import MappingProxyType
 from exporter.clock import Clock
 from exporter.config._nodes import quote
 from exporter.intake.dirscan import Fingerprint, Listing, collect, shown
-from exporter.intake.jobfiles import Labels
+from exporter.jobs.keys import JobKey, Labels
 
 LOG = logging.getLogger(__name__)
 
 SCAN_INTERVAL = 2.0
 _MAX_LOGGED = 10  # problem lines per file change; the rest are counted
-
-JobKey = tuple[str, str]
 
 
 @dataclass(slots=True)

@@ -13,12 +13,12 @@ import random
 from collections.abc import Collection, Iterable
 
 from exporter.config import Config
-from exporter.jobs.table import JobEntry, JobKey, JobTable
+from exporter.jobs.keys import JobKey, Labels
+from exporter.jobs.table import JobEntry, JobTable
 from exporter.polling.poller import SourceRuntime
 from exporter.polling.scheduler import Scheduler
 from exporter.state.records import JobRecord
 
-Labels = tuple[tuple[str, str], ...]
 # A job registered at run time is polled within this long, jittered, so an app
 # registering a burst of jobs does not cause a burst of requests.
 FIRST_POLL_WITHIN = 5.0

@@ -32,11 +32,11 @@ from exporter.exposition.lines import (
     N_FAMILIES,
     WATCHED_HEADER,
     JobEntry,
-    JobKey,
     escape,
     job_lines,
 )
 from exporter.exposition.page import Page, Piece
+from exporter.jobs.keys import JobKey
 from exporter.model import Snapshot
 
 __all__ = ["FAMILIES", "JobEntry", "JobKey", "JobTable", "escape"]

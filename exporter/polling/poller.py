@@ -15,7 +15,8 @@ from typing import NoReturn, Protocol
 from yarl import URL
 
 from exporter.clock import Clock
-from exporter.jobs.table import JobEntry, JobKey, JobTable
+from exporter.jobs.keys import JobKey
+from exporter.jobs.table import JobEntry, JobTable
 from exporter.model import Response, Snapshot, Status, VendorError
 from exporter.polling.auth import AUTH_REFUSED, AuthError, token_refused
 from exporter.polling.client import SourceClient

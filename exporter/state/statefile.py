@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporter.clock import Clock
+from exporter.jobs.keys import JobKey
 from exporter.state.records import JobRecord, decode, encode
 
 LOG = logging.getLogger("exporter.state.storage")  # not __name__: its lines keep the store's logger
-JobKey = tuple[str, str]  # (source, job_id)
 
 SCHEMA_VERSION = 1
 _SCHEMA = (

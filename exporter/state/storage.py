@@ -24,12 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from exporter.clock import Clock, SystemClock
+from exporter.jobs.keys import JobKey
 from exporter.state.records import JobRecord
 from exporter.state.statefile import StateFile, StorageError
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
-JobKey = tuple[str, str]  # (source, job_id)
 
 
 class Store(Protocol):

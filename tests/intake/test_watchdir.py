@@ -14,8 +14,8 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.intake.dirscan import MAX_FILE_BYTES
-from exporter.intake.jobfiles import Labels
 from exporter.intake.watchdir import DirWatcher
+from exporter.jobs.keys import Labels
 from tests.conftest import settle
 
 SOURCES = frozenset({"fs", "evo", "td"})
