@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: the panels, queries and dashboards behind ``generate.py``."""
