@@ -87,7 +87,7 @@ def _source(
         path=path or (spec.default_path if spec else ""),
         poll_interval=poll_interval or global_.poll_interval,
         jobs=fields.read("jobs", lambda node, at: build_jobs(walker, node, at)) or (),
-        path_params=_path_params(walker, fields, spec, registry),
+        path_params=_path_params(walker, fields, spec, registry, _uses(fields, path, spec)),
         errors_path=errors_path,
         errors_page_token_param=token_param,
         max_requests_per_second=fields.read("max_requests_per_second", walker.positive_number),
@@ -209,12 +209,36 @@ def _errors(walker: Walker, fields: Fields, spec: ApiSpec | None) -> tuple[str |
     return errors_path, token
 
 
+def _uses(fields: Fields, path: str | None, spec: ApiSpec | None) -> tuple[str, frozenset[str]]:
+    """The source's path template and its placeholders; none when that path is invalid."""
+    if spec is None or (path is None and "path" in fields.entries):
+        return "", frozenset()
+    template = path or spec.default_path
+    return template, frozenset(n for _, n, _, _ in string.Formatter().parse(template) if n)
+
+
 def _path_params(
-    walker: Walker, fields: Fields, spec: ApiSpec | None, registry: Mapping[str, ApiSpec]
+    walker: Walker,
+    fields: Fields,
+    spec: ApiSpec | None,
+    registry: Mapping[str, ApiSpec],
+    path: tuple[str, frozenset[str]],
 ) -> tuple[tuple[str, str], ...]:
-    """The values of the API's own path placeholders; the other APIs' ones are rejected."""
+    """The values of the API's own path placeholders; the other APIs' ones are rejected.
+
+    A placeholder's key is required exactly when the path uses it: a user may write
+    the report type into the path itself (``data/reports/calls/jobs/{id}``).
+    """
     params: list[tuple[str, str]] = []
+    template, used = path
     for key in spec.path_params if spec is not None else ():
+        if not template:
+            continue  # the path is invalid, which is the problem to report
+        if key not in used:
+            if key in fields.entries:
+                message = f"is not used: path {quote(template)} has no {{{key}}} placeholder"
+                walker.problem(fields.key_node(key), fields.at(key), message)
+            continue
         value = walker.required(fields, key, walker.string, "the API's path needs it")
         if value is not None:
             params.append((key, value))

@@ -684,6 +684,33 @@ def test_report_type_is_required_for_its_api() -> None:
     )
 
 
+def test_report_type_is_not_needed_when_the_path_names_the_type() -> None:
+    """A path with the report type written in needs no ``report_type`` key."""
+    config = parse(source("path: data/reports/calls/jobs/{id}\n", api="report_job"))
+    assert config.sources[0].path == "data/reports/calls/jobs/{id}"
+    assert config.sources[0].path_params == ()
+
+
+def test_report_type_with_a_path_that_does_not_use_it_is_a_problem() -> None:
+    """``report_type`` beside a path without ``{report_type}`` names both."""
+    found = one_problem(
+        source("path: data/reports/calls/jobs/{id}\nreport_type: calls\n", api="report_job")
+    )
+    assert found == (
+        "config.yaml:6:5: sources[0].report_type: is not used: "
+        'path "data/reports/calls/jobs/{id}" has no {report_type} placeholder'
+    )
+
+
+def test_an_invalid_path_does_not_also_ask_for_report_type() -> None:
+    """A path that does not validate is the one problem; ``report_type`` is not demanded."""
+    found = problems(source("path: data/{nope}/{id}\n", api="report_job"))
+    assert found == [
+        "config.yaml:5:11: sources[0].path: placeholder {nope} is not allowed; "
+        "use only {id}, {report_type}"
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "message"), [("''", "must not be empty"), ("[a]", "expected a string, got a list")]
 )
