@@ -1,9 +1,10 @@
 """The benchmark's data: a seeded, realistic mix of jobs of the three APIs.
 
-Every snapshot comes from the real vendor parsers reading the bodies the
-simulator would send, so the series and their bytes are what the exporter
-shows in production.  The same jobs fill the exporter's table, the naive
-prometheus_client registry and the config files of the process runs.
+Every snapshot comes from the real vendor parsers reading the answers the
+simulator's vendor modules give for a job in that state, so the series and
+their bytes are what the exporter shows in production.  The same jobs fill the
+exporter's table, the naive prometheus_client registry and the config files of
+the process runs.
 """
 
 from __future__ import annotations
@@ -15,18 +16,11 @@ from dataclasses import dataclass, replace
 
 from exporter.jobs.table import JobTable
 from exporter.model import Response, Snapshot, Status
-from exporter.simulator import (
-    EVOCALIZE,
-    FULLSTORY,
-    PREFIXES,
-    TALKDESK,
-    SimCredentials,
-    error_code_counts,
-)
-from exporter.simulator.jobs import rfc3339
+from exporter.simulator import EVOCALIZE, FULLSTORY, TALKDESK, VENDORS, SimJob, error_code_counts
+from exporter.simulator.vendors import source_yaml, vendor_url
 from exporter.vendors import REGISTRY
 
-SOURCES = {EVOCALIZE: "evocalize", FULLSTORY: "fullstory", TALKDESK: "talkdesk"}
+SOURCES = {api: vendor.prefix for api, vendor in VENDORS.items()}
 API_WEIGHTS = ((EVOCALIZE, 0.4), (FULLSTORY, 0.4), (TALKDESK, 0.2))
 # The state mix: half finished (kept for the retention), a third running, the rest
 # waiting to start or with a failing last poll.
@@ -40,7 +34,9 @@ STATE_WEIGHTS = (
     ("failing", 0.04),
 )
 TEAMS = ("growth", "support", "data-platform", "billing")
-REPORT_TYPE = "calls"
+ERROR_EVERY = 40  # a job with failures fails one item in this many
+PENDING_START = 60.0  # a pending job starts this long after ``now``
+ANSWERED_AT = "http://127.0.0.1:9/"  # the simulator URL the bodies' links point at
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,39 +70,42 @@ def new_id(api: str, rng: random.Random) -> str:
     return rng.randbytes(6 if api == EVOCALIZE else 12).hex()
 
 
-def _body(api: str, state: str, rng: random.Random, now: float) -> tuple[int, dict[str, object]]:
-    """The HTTP status and JSON body the vendor sends for a job in ``state``."""
+def _sim_job(api: str, state: str, rng: random.Random, now: float) -> SimJob:
+    """A simulated job that is in ``state`` at ``now``."""
     total = rng.choice((500, 1000, 5000, 20000, 100000))
     done = {"pending": 0, "running": rng.randrange(total), "failing": rng.randrange(total)}
     processed = done.get(state, total)
-    failed = processed // 40 if rng.random() < 0.3 else 0
-    finished = state in ("completed", "failed", "canceled")
+    error_every = ERROR_EVERY if rng.random() < 0.3 else 0
     created = now - rng.uniform(60, 3000)
-    if api == EVOCALIZE:
-        data = {
-            "totalItems": total,
-            "remainingItems": total - processed,
-            "completedItems": processed,
-            "successfulItems": processed - failed,
-            "errorItems": failed,
-            "isCompleted": finished,
-        }
-        return 200, {"data": data}
-    if api == FULLSTORY:
-        status = {"completed": "COMPLETED", "failed": "FAILED", "canceled": "FAILED"}
-        job: dict[str, object] = {"status": status.get(state, "PROCESSING")}
-        job["created"] = rfc3339(created)
-        if finished:
-            job["finished"] = rfc3339(created + rng.uniform(30, 600))
-        body: dict[str, object] = {"imports": processed - failed, "job": job}
-        if job["status"] == "FAILED":
-            body["errors"] = failed
-        return 200, body
-    word = {"completed": "done", "failed": "failed", "canceled": "canceled", "pending": "created"}
-    status_word = word.get(state, "processing")
     name = rng.choice(("Daily calls", "Weekly calls", "Calls archive"))
-    job = {"name": name, "timezone": "Europe/Lisbon", "status": status_word, "format": "csv"}
-    return (300 if status_word == "done" else 200), {"job": job}
+    finished = state in ("completed", "failed", "canceled")
+    if state == "pending":
+        created = now + PENDING_START
+    job = SimJob(
+        api=api,
+        id="bench",
+        created=created,
+        total=total,
+        rate=0.0 if finished else processed / (now - created) if processed else 0.0,
+        error_every=error_every,
+        outcome=state if finished else "completed",
+        name=name,
+    )
+    if finished:
+        job.finish(at=created + rng.uniform(30, 600))
+    return job
+
+
+def _snapshot(api: str, state: str, rng: random.Random, now: float) -> Snapshot:
+    """What the exporter makes of the vendor's answer for a job in ``state``."""
+    if state == "gone":
+        if api == TALKDESK:  # it reports deleted jobs; the others forget them (404)
+            return Snapshot(Status.DELETED, "deleted")
+        return Snapshot(Status.NOT_FOUND, "http_404")
+    job = _sim_job(api, state, rng, now)
+    answer = VENDORS[api].answer(job, now, vendor_url(ANSWERED_AT, api))
+    response = Response(answer.status, dict(answer.headers), json.dumps(answer.body).encode())
+    return REGISTRY[api].parse_job(response)
 
 
 def jobs(n: int, *, seed: int = 1, now: float) -> list[Job]:
@@ -119,16 +118,10 @@ def jobs(n: int, *, seed: int = 1, now: float) -> list[Job]:
         labels = (("team", rng.choice(TEAMS)),) if rng.random() < 0.3 else ()
         seen = now - rng.uniform(30, 3000)
         last = min(now, seen + rng.uniform(0, 3000))
-        if state == "gone":
-            snap = Snapshot(Status.NOT_FOUND, "http_404")
-            if api == TALKDESK:
-                snap = Snapshot(Status.DELETED, "deleted")
-        else:
-            status, body = _body(api, state, rng, now)
-            resp = Response(status, {}, json.dumps(body).encode())
-            snap = REGISTRY[api].parse_job(resp)
+        snap = _snapshot(api, state, rng, now)
         errors = None
-        if api == EVOCALIZE and snap.status.finished and snap.error_items:
+        # APIs with an errors endpoint: the poller has read it once the job finished.
+        if REGISTRY[api].parse_errors_page and snap.status.finished and snap.error_items:
             counts = error_code_counts(snap.error_items)
             errors = tuple(sorted((code or "unknown", k) for code, k in counts.items()))
         out.append(Job(api, new_id(api, rng), labels, state, snap, errors, seen, last))
@@ -161,33 +154,13 @@ def config_yaml(
     concurrency: int = 16,
 ) -> str:
     """A config watching ``(api, job_id)`` pairs on the simulator at ``sim_url``."""
-    c = SimCredentials()
-    auth = {
-        EVOCALIZE: (
-            "    http_headers:\n"
-            f"      X-Evocalize-Client-Key: {{secrets: [{c.evocalize_key}]}}\n"
-            f"      X-Evocalize-Client-Key-Id: {{values: [{c.evocalize_key_id}]}}\n"
-        ),
-        FULLSTORY: f"    authorization: {{type: Basic, credentials: {c.fullstory_api_key}}}\n",
-        TALKDESK: (
-            f"    report_type: {REPORT_TYPE}\n"
-            f"    oauth2: {{client_id: {c.talkdesk_client_id}, "
-            f"client_secret: {c.talkdesk_client_secret}, "
-            f"token_url: '{sim_url}talkdesk/oauth/token', scopes: [data-reports:read]}}\n"
-        ),
-    }
     out = [
         f"global:\n  poll_interval: {interval}\n  finished_job_retention: {retention}\n"
         f"  max_concurrency: {concurrency}\nsources:\n"
     ]
     for api, source in SOURCES.items():
         ids = [job_id for a, job_id in batch if a == api]
-        out.append(
-            f"  - name: {source}\n    api: {api}\n    base_url: '{sim_url}{PREFIXES[api]}/'\n"
-        )
-        out.append(auth[api])
-        out.append("    jobs:" + ("\n" if ids else " []\n"))
-        out += [f"      - {json.dumps(job_id)}\n" for job_id in ids]
+        out.append(source_yaml(api, name=source, base_url=vendor_url(sim_url, api), jobs=ids))
     return "".join(out)
 
 

@@ -19,7 +19,8 @@ import aiohttp
 from bench.data import SOURCES, SimSpec, sim_job, sim_jobs
 from bench.procs import cpu_seconds
 from bench.rig import Rig, least_squares_slope, rig, rounded, summary_of
-from exporter.simulator import EVOCALIZE, PREFIXES, SimCredentials
+from exporter.simulator import EVOCALIZE, SimCredentials
+from exporter.simulator.vendors import evocalize, vendor_url
 
 SCRAPE_EVERY = 15.0
 
@@ -71,14 +72,11 @@ async def throughput(n: int, *, interval: float, window: float, seed: int) -> di
 async def simulator_max_rate(seconds: float, workers: int = 32) -> dict[str, Any]:
     """How many job requests per second the simulator answers on loopback, flat out."""
     jobs = [sim_job(EVOCALIZE, f"max{i}", None) for i in range(workers)]
-    creds = SimCredentials()
-    headers = {
-        "X-Evocalize-Client-Key": creds.evocalize_key,
-        "X-Evocalize-Client-Key-Id": creds.evocalize_key_id,
-    }
+    headers = evocalize.request_headers(SimCredentials())
+    report = "/".join(evocalize.REPORT)
     async with rig(jobs, interval="1h", config_jobs=0) as r:
-        base = r.sim_url + PREFIXES[EVOCALIZE]
-        urls = [f"{base}/management/v1/items/report/{job[1]}" for job in jobs]
+        base = vendor_url(r.sim_url, EVOCALIZE)
+        urls = [base + report.format(id=quote(job[1], safe="")) for job in jobs]
         connector = aiohttp.TCPConnector(limit=workers)
         count = 0
         deadline = 0.0

@@ -39,13 +39,14 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from bench.data import SOURCES, config_yaml, fill_table, jobs
 from exporter.app import Exporter, Listen
 from exporter.config import parse_config
+from exporter.exposition.lines import FAMILIES
 from exporter.exposition.server import CONTENT_TYPE, WRITE_SIZE, MetricsServer
-from exporter.jobs.table import FAMILIES, JobTable
+from exporter.jobs.table import JobTable
 from exporter.model import Status
 from exporter.vendors import REGISTRY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-INFO_LABELS = ("api", "vendor_status", "team", "name", "format", "timezone")
+INFO_LABELS = ("api", "vendor_status", "origin", "team", "name", "format", "timezone")
 
 
 def build_exporter(n: int, seed: int, now: float) -> Exporter:
@@ -78,6 +79,7 @@ def naive_handler(n: int, seed: int, now: float) -> Handler:
         snap = e.snapshot
         info = dict.fromkeys(INFO_LABELS, "")
         info.update({"api": e.api, "vendor_status": snap.vendor_status if snap else ""})
+        info["origin"] = e.origin
         info.update(dict(e.labels) | dict(snap.info if snap else ()))
         gauges["batchjob_info"].labels(*ids, *info.values()).set(1)
         if e.poll_success is not None:
@@ -179,7 +181,7 @@ async def main(kind: str, n: int, seed: int, now: float) -> None:
         exporter = build_exporter(n, seed, now)
         size = len(exporter.render())
         server = MetricsServer(
-            render=exporter.render,
+            render=lambda: exporter.render(page=True),
             health=lambda: None,
             ready=lambda: True,
             host="127.0.0.1",

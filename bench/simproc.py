@@ -25,8 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from exporter.simulator import Simulator
-from exporter.simulator.app import RecordedRequest
+from exporter.simulator import RecordedRequest, Simulator
 
 KEEP_REQUESTS = 1000  # the simulator's request log is trimmed to this many past this many x 20
 

@@ -19,13 +19,15 @@ from typing import Literal, overload
 
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, load_config
+from exporter.exposition.jobseries import JobSeries
 from exporter.exposition.page import Page
 from exporter.exposition.selfmetrics import SelfMetrics
 from exporter.exposition.server import MetricsServer
+from exporter.intake.dirjobs import DirJobs
 from exporter.intake.reload import Reloader
-from exporter.intake.watchdir import DirWatcher
 from exporter.intake.watchlist import Watchlist
-from exporter.jobs.keys import JobKey, Labels
+from exporter.jobs.entry import JobView
+from exporter.jobs.keys import JobKey
 from exporter.jobs.table import JobTable
 from exporter.polling.poller import Poller
 from exporter.polling.pool import SourcePool
@@ -51,6 +53,21 @@ class Listen:
     port: int
 
 
+class _Saving:
+    """Keeps the state store in step with the table (a table listener)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def changed(self, entry: JobView) -> None:
+        """Save the job's new record."""
+        self._store.put(from_entry(entry))
+
+    def removed(self, key: JobKey) -> None:
+        """Forget the job's record."""
+        self._store.delete(*key)
+
+
 class Exporter:
     """The running exporter for one configuration."""
 
@@ -73,6 +90,7 @@ class Exporter:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = SelfMetrics()
         self.table = JobTable(retention=config.global_.finished_job_retention)
+        self.series = JobSeries(self.table)
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
@@ -81,9 +99,12 @@ class Exporter:
             self.table, self._pool.runtimes, rng=self._rng, max_jobs_per_source=max_jobs_per_source
         )
         self._reloader: Reloader | None = None
-        self._dir_watcher: DirWatcher | None = None
-        self._dir_pruned = False
-        self._closing = False
+        self._dir_jobs = DirJobs(
+            self.watchlist,
+            sources=lambda: self._pool.runtimes,
+            clock=self._clock,
+            on_task=self._watch_task,
+        )
         self._server: MetricsServer | None = None
         self._ready = False
         self.fatal = asyncio.Event()
@@ -130,11 +151,10 @@ class Exporter:
             store.delete(*key)
         restored = len(self.table)
         # Wired after the restore, which would otherwise write every job straight back.
-        self.table.on_change = lambda entry: store.put(from_entry(entry))
-        self.table.on_remove = lambda key: store.delete(*key)
+        self.table.subscribe(_Saving(store))
         self.watchlist.sync_config(self.config)
-        await self._watch_dir(g.watch_dir)
-        self._prune_dir_jobs()  # restored from files that are gone
+        await self._dir_jobs.watch(g.watch_dir)
+        self._dir_jobs.prune()  # restored from files that are gone
         self._reloaded(ok=True)
         self.stats.sample_process()
         tick = asyncio.create_task(self._tick(), name="housekeeping")
@@ -151,7 +171,7 @@ class Exporter:
             self._reloader = await self._stack.enter_async_context(reloader)
             self._watch_task(reloader.task)
         self._server = MetricsServer(
-            render=self.render,
+            render=lambda: self.render(page=True),
             health=self.health,
             ready=lambda: self._ready,
             host=self._listen.host,
@@ -172,14 +192,11 @@ class Exporter:
     async def close(self) -> None:
         """Stop the server, the polls in flight and the sessions; safe to call twice."""
         self._ready = False
-        self._closing = True  # a reload finishing now must not start a new dir watcher
+        await self._dir_jobs.close()  # first: a reload finishing now starts no new watcher
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._dir_watcher is not None:
-            await self._dir_watcher.close()
-            self._dir_watcher = None
         try:
             await self._stack.aclose()
         except StorageError as exc:  # the store logged its own failure when it happened
@@ -218,56 +235,11 @@ class Exporter:
         self.watchlist.reset(reset)
         self.watchlist.sync_config(config)
         if config.global_.watch_dir != self.config.global_.watch_dir:
-            await self._watch_dir(config.global_.watch_dir)
-        elif self._dir_watcher is not None:
-            # The dir takes back jobs a reload dropped from the config or whose source changed.
-            self._dir_watcher.resync()
-        self.config = config
-
-    def _prune_dir_jobs(self) -> None:
-        """Drop restored dir jobs no file lists, once every file could be read.
-
-        Until then (a file half-written or broken at start-up) they stay: the
-        file may still list them once it reads well.
-        """
-        watcher = self._dir_watcher
-        if watcher is None:
-            self.watchlist.prune("dir", ())
-        elif watcher.complete:
-            self.watchlist.prune("dir", watcher.jobs)
+            await self._dir_jobs.watch(config.global_.watch_dir)
         else:
-            return
-        self._dir_pruned = True
-
-    async def _watch_dir(self, directory: str | None) -> None:
-        """Watch ``directory``'s job files instead of the current one's (``None``: none)."""
-        old, self._dir_watcher = self._dir_watcher, None
-        if old is not None:
-            await old.close()
-            for key in old.jobs:
-                self.watchlist.unwatch(*key, only="dir")
-        if directory is None or self._closing:
-            return
-        watchlist = self.watchlist
-
-        def add(source: str, job_id: str, labels: Labels) -> None:
-            # Raises for an unknown source or a full one: the watcher retries at its next scan.
-            if not watchlist.watch(source, job_id, labels, origin="dir"):
-                watchlist.relabel(source, job_id, labels, only="dir")
-
-        def remove(source: str, job_id: str) -> None:
-            watchlist.unwatch(source, job_id, only="dir")
-
-        watcher = DirWatcher(
-            directory,
-            sources=lambda: self._pool.runtimes,
-            add=add,
-            remove=remove,
-            clock=self._clock,
-        )
-        await watcher.__aenter__()
-        self._dir_watcher = watcher
-        self._watch_task(watcher.task)
+            # The dir takes back jobs a reload dropped from the config or whose source changed.
+            self._dir_jobs.resync()
+        self.config = config
 
     def idle(self) -> bool:
         """Whether no poll is in flight (tests and benchmarks wait on this)."""
@@ -278,12 +250,12 @@ class Exporter:
     @overload
     def render(self, *, page: Literal[True]) -> Page: ...
     def render(self, *, page: bool = False) -> bytes | Page:
-        """The whole /metrics page; no I/O, only the table and counters.
+        """The whole /metrics page; no I/O, only the jobs' series and counters.
 
         ``page=True`` (what the server asks for) returns it as a
         :class:`~exporter.exposition.page.Page` of cached pieces, streamed or gzipped unjoined.
         """
-        out = self.table.page(self._clock.time(), tail=self.stats.render())
+        out = self.series.page(self._clock.time(), tail=self.stats.render())
         return out if page else bytes(out)
 
     def _set_sources(self, config: Config) -> None:
@@ -313,8 +285,7 @@ class Exporter:
             for key in self.table.expire(self._clock.time()):
                 if self._scheduler is not None:
                     self._scheduler.cancel(key)
-            if not self._dir_pruned:
-                self._prune_dir_jobs()
+            self._dir_jobs.prune()
             if n % PROCESS_SAMPLE_EVERY == 0:
                 self.stats.sample_process()
 

@@ -146,6 +146,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
                     exporter.watchlist,
                     host=listen.host,
                     port=listen.port,
+                    monotonic=loop.time,  # the event loop's clock: time.monotonic
                     token_file=args.api_token_file,
                 )
                 await stack.enter_async_context(api)
@@ -203,9 +204,9 @@ class _Reloads:
 
 
 async def _start_demo(stack: contextlib.AsyncExitStack) -> Config:
-    from exporter.demo import demo_config  # noqa: PLC0415 - the simulator loads only for --demo
+    # The simulator (and its demo) loads only for --demo.
     from exporter.simulator import Simulator  # noqa: PLC0415
-    from exporter.simulator.demo import demo_jobs  # noqa: PLC0415
+    from exporter.simulator.demo import demo_config, demo_jobs  # noqa: PLC0415
 
     sim = await stack.enter_async_context(Simulator())
     demo_jobs(sim)

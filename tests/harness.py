@@ -12,12 +12,12 @@ import pytest
 from exporter.app import Exporter, Listen
 from exporter.clock import FakeClock
 from exporter.config import parse_config
-from exporter.simulator import Simulator
+from exporter.simulator import Simulator, vendors
 from exporter.state.storage import Store
 from exporter.vendors import REGISTRY
 from tests.conftest import settle
 
-EVO, FS, TD = "evocalize_batch_report", "batch_import_job", "report_job"
+EVO, FS, TD = vendors.evocalize.API, vendors.fullstory.API, vendors.talkdesk.API
 Sample = tuple[str, frozenset[tuple[str, str]]]
 
 
@@ -32,26 +32,18 @@ async def until(check: Callable[[], bool], what: str, within: float = 5.0) -> No
 
 
 def source_yaml(sim: Simulator, api: str, name: str, jobs: list[str], extra: str = "") -> str:
-    """One source block pointing at the simulator with its demo credentials."""
-    c = sim.credentials
-    auth = {
-        EVO: (
-            "    http_headers:\n"
-            f"      X-Evocalize-Client-Key: {{secrets: [{c.evocalize_key}]}}\n"
-            f"      X-Evocalize-Client-Key-Id: {{values: [{c.evocalize_key_id}]}}\n"
-        ),
-        FS: f"    authorization: {{type: Basic, credentials: {c.fullstory_api_key}}}\n",
-        TD: (
-            "    report_type: calls\n"
-            f"    oauth2: {{client_id: {c.talkdesk_client_id}, "
-            f"client_secret: {c.talkdesk_client_secret}, "
-            f"token_url: '{sim.base_url(TD)}oauth/token', scopes: [data-reports:read]}}\n"
-        ),
-    }[api]
-    ids = "".join(f"      - {job_id!r}\n" for job_id in jobs) if jobs else ""
-    return (
-        f"  - name: {name}\n    api: {api}\n    base_url: '{sim.base_url(api)}'\n"
-        f"{auth}{extra}    jobs:{'' if jobs else ' []'}\n{ids}"
+    """One source block pointing at the simulator with its credentials (the vendor's snippet).
+
+    Job IDs are written as Python literals (``- 'id'``): tests edit those lines.
+    """
+    return vendors.source_yaml(
+        api,
+        name=name,
+        base_url=sim.base_url(api),
+        jobs=jobs,
+        credentials=sim.credentials,
+        extra=extra,
+        quote=repr,
     )
 
 

@@ -44,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import yaml
 
-from exporter.simulator import SimCredentials
+from exporter.simulator.vendors import evocalize, fullstory, source_config, talkdesk, vendor_url
 from tests.conftest import promtool_lint
 from tests.test_dashboards import (
     ALERTS,
@@ -78,7 +78,7 @@ DURATION_THRESHOLD = re.compile(r"batchjob_duration_seconds > \d+(?:\.\d+)?\b")
 DURATION_IN_TEST = {"BatchJobRunningTooLong": 1}
 WORKERS = 8  # queries sent to Prometheus at once
 
-EVO, FS, TD = "evocalize_batch_report", "batch_import_job", "report_job"
+EVO, FS, TD = evocalize.API, fullstory.API, talkdesk.API
 BIG = 1_000_000  # items: a job that runs for the whole test
 # (api, id, add_job arguments, labels): created on the main simulator before the exporter starts.
 JOBS: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
@@ -354,12 +354,6 @@ class Stack:
 
 def exporter_config(sim: str, sim2: str, dead_port: int) -> Json:
     """The exporter's config: the scenario's jobs on both simulators and a closed port."""
-    creds = SimCredentials()
-    evo_headers = {
-        "X-Evocalize-Client-Key": {"secrets": [creds.evocalize_key]},
-        "X-Evocalize-Client-Key-Id": {"values": [creds.evocalize_key_id]},
-    }
-    fs_auth = {"type": "Basic", "credentials": creds.fullstory_api_key}
 
     def jobs(api_name: str) -> list[Json]:
         listed: list[Json] = [
@@ -371,50 +365,23 @@ def exporter_config(sim: str, sim2: str, dead_port: int) -> Json:
             listed.append({"id": MISSING[api_name]})
         return listed
 
+    scenario = [
+        source_config(api, name=name, base_url=vendor_url(sim, api), jobs=jobs(api))
+        for api, name in SOURCES.items()
+    ]
     return {
         "global": {"poll_interval": "1s", "request_timeout": "2s", "finished_job_retention": "1h"},
         "sources": [
-            {
-                "name": SOURCES[EVO],
-                "api": EVO,
-                "base_url": sim + "evocalize/",
-                "http_headers": evo_headers,
-                "jobs": jobs(EVO),
-            },
-            {
-                "name": SOURCES[FS],
-                "api": FS,
-                "base_url": sim + "fullstory/",
-                "authorization": fs_auth,
-                "jobs": jobs(FS),
-            },
-            {
-                "name": SOURCES[TD],
-                "api": TD,
-                "base_url": sim + "talkdesk/",
-                "report_type": "calls",
-                "oauth2": {
-                    "client_id": creds.talkdesk_client_id,
-                    "client_secret": creds.talkdesk_client_secret,
-                    "token_url": sim + "talkdesk/oauth/token",
-                    "scopes": ["data-reports:read"],
-                },
-                "jobs": jobs(TD),
-            },
-            {
-                "name": "ratelimited",
-                "api": EVO,
-                "base_url": sim2 + "evocalize/",
-                "http_headers": evo_headers,
-                "jobs": [RATE_LIMITED_JOB],
-            },
-            {
-                "name": "unreachable",
-                "api": FS,
-                "base_url": f"http://127.0.0.1:{dead_port}/fullstory/",
-                "authorization": fs_auth,
-                "jobs": [UNREACHABLE_JOB],
-            },
+            *scenario,
+            source_config(
+                EVO, name="ratelimited", base_url=vendor_url(sim2, EVO), jobs=[RATE_LIMITED_JOB]
+            ),
+            source_config(
+                FS,
+                name="unreachable",
+                base_url=vendor_url(f"http://127.0.0.1:{dead_port}/", FS),
+                jobs=[UNREACHABLE_JOB],
+            ),
         ],
     }
 

@@ -9,14 +9,14 @@ from yaml.nodes import MappingNode, Node
 
 from exporter.config._nodes import Walker, join, line_of, quote
 from exporter.config.model import JobConfig
+from exporter.vendors import REGISTRY
 
 MAX_JOB_ID = 256
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # The exporter's own labels: a job label with one of these names would clash with them.
-RESERVED_LABELS = frozenset(
-    {"source", "job_id", "api", "vendor_status", "name", "format", "timezone", "code"}
-    | {"status", "origin"}
-)
+# Besides the fixed ones, each API's batchjob_info labels: a new vendor's are reserved too.
+FIXED_LABELS = frozenset({"source", "job_id", "api", "vendor_status", "code", "status", "origin"})
+RESERVED_LABELS = FIXED_LABELS.union(*(spec.info_labels for spec in REGISTRY.values()))
 _RESERVED_LIST = ", ".join(sorted(RESERVED_LABELS))
 
 

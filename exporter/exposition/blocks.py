@@ -1,12 +1,14 @@
 """Pre-rendered exposition lines of many jobs, in blocks that cache their joins.
 
 A :class:`Blocks` holds, for every job, one run of lines per metric family
-(a *column*).  Jobs sit in blocks of :data:`BLOCK_SIZE`, finished jobs apart
-from unfinished ones; each block caches, per family, the join of its jobs'
-lines as a :class:`~exporter.exposition.page.Piece`, dropped only when one of those
-lines changes.  A finished job never changes again, so its block stays cached
-until jobs expire; an unfinished block is joined again at most once a scrape.
-It knows nothing of what the lines say.
+(a *column*).  Jobs sit in blocks of ``block_size`` (:data:`BLOCK_SIZE` unless
+told otherwise), finished jobs apart from unfinished ones; each block caches,
+per family, the join of its jobs' lines as a
+:class:`~exporter.exposition.page.Piece`, dropped only when one of those lines
+changes.  A finished job never changes again, so its block stays cached until
+jobs expire; an unfinished block is joined again at most once a scrape.  It
+knows nothing of what the lines say, and a job is whatever holds its
+:class:`Slotted` place (the renderer's own row per job).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Slotted(Protocol):
 
 
 class Block:
-    """Up to :data:`BLOCK_SIZE` jobs, their lines by family, and each family's cached join.
+    """Up to ``block_size`` jobs, their lines by family, and each family's cached join.
 
     Lines are kept column-wise (``cols[family][slot]``) so a join reads one list;
     a job that leaves empties its slot, reused only when the blocks compact.
@@ -93,8 +95,9 @@ class Block:
 class Blocks:
     """Every job's lines: unfinished jobs' blocks, and finished jobs' blocks."""
 
-    def __init__(self, families: int) -> None:
+    def __init__(self, families: int, *, block_size: int = BLOCK_SIZE) -> None:
         self._families = families
+        self._block_size = block_size
         self._blocks: dict[bool, list[Block]] = {True: [], False: []}  # by ``finished``
 
     def put(self, entry: Slotted, lines: list[bytes], *, finished: bool) -> None:
@@ -123,7 +126,7 @@ class Blocks:
     def compact(self) -> None:
         """Regroup jobs into full blocks where departures have left many slots empty."""
         for finished, blocks in self._blocks.items():
-            if len(blocks) <= 2 * (sum(b.live for b in blocks) // BLOCK_SIZE) + 2:
+            if len(blocks) <= 2 * (sum(b.live for b in blocks) // self._block_size) + 2:
                 continue
             moving = [(e, b.lines(e.slot)) for b in blocks for e in b.entries if e is not None]
             blocks.clear()
@@ -133,6 +136,6 @@ class Blocks:
 
     def _place(self, entry: Slotted, lines: list[bytes], finished: bool) -> None:
         blocks = self._blocks[finished]
-        if not blocks or blocks[-1].size >= BLOCK_SIZE:
+        if not blocks or blocks[-1].size >= self._block_size:
             blocks.append(Block(self._families, finished))
         blocks[-1].add(entry, lines)

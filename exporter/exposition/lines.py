@@ -1,19 +1,19 @@
-"""The exposition lines of one job: the metric families, escaping, and a job's entry.
+"""The exposition lines of one job: the metric families and escaping.
 
 :func:`job_lines` renders everything the table knows about a job into one run
 of lines per family (empty where the job has no series), except the duration
 of a running job, which changes with every scrape: it is returned as a line
-prefix and a start time for the table to format at scrape time.
+prefix and a start time for :class:`~exporter.exposition.jobseries.JobSeries`
+to format at scrape time.  ``batchjob_info`` carries ``api``, ``vendor_status``,
+``origin``, the job's own labels, then the vendor's descriptive ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from exporter.exposition.blocks import Block
 from exporter.exposition.page import Piece
+from exporter.jobs.entry import JobView
 from exporter.jobs.keys import JobKey
-from exporter.model import Snapshot, Status
+from exporter.model import Status
 
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("batchjob_total_items", "Items in the job, as the vendor reports them."),
@@ -62,58 +62,19 @@ def _num(value: float) -> str:
     return str(value) if isinstance(value, int) else repr(value)
 
 
-@dataclass(slots=True)
-class JobEntry:
-    """Everything the table knows about one job; its lines live in its block."""
-
-    key: JobKey
-    api: str
-    labels: tuple[tuple[str, str], ...]
-    prefix: str  # 'source="evo",job_id="7fb1c2"'
-    snapshot: Snapshot | None = None
-    first_seen: float | None = None
-    seen_finished: float | None = None
-    errors_by_code: tuple[tuple[str, int], ...] | None = None
-    poll_success: bool | None = None
-    last_success: float | None = None
-    not_found_streak: int = 0
-    failures: int = 0  # failed polls in a row, for the job's backoff
-    expires_at: float | None = None
-    block: Block | None = field(default=None, repr=False, compare=False)
-    slot: int = field(default=0, repr=False, compare=False)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the last good poll found the job finished."""
-        return self.snapshot is not None and self.snapshot.status.finished
-
-    @property
-    def lines(self) -> list[bytes]:
-        """The job's exposition lines, one (possibly empty) run per family."""
-        block = self.block
-        return block.lines(self.slot) if block else [b""] * N_FAMILIES
-
-    def duration_bounds(self) -> tuple[float | None, float | None]:
-        """Start and end of the job's duration; the end is ``None`` while it runs."""
-        snap = self.snapshot
-        if snap is None:
-            return None, None
-        start = snap.created
-        if start is None:
-            if snap.status.finished and self.seen_finished == self.first_seen:
-                # Finished (or gone) at the first look: how long it ran is unknown, not 0.
-                return None, None
-            start = self.first_seen
-        end = None
-        if snap.status.finished:
-            end = snap.finished if snap.finished is not None else self.seen_finished
-        return start, end
+def job_prefix(key: JobKey) -> str:
+    """The labels every series of the job starts with: ``source="evo",job_id="7fb1c2"``."""
+    source, job_id = key
+    return f'source="{escape(source)}",job_id="{escape(job_id)}"'
 
 
-def job_lines(entry: JobEntry) -> tuple[list[bytes], tuple[bytes, float] | None]:
-    """The job's lines by family, and (line prefix, start) if its duration ticks."""
+def job_lines(entry: JobView, prefix: str) -> tuple[list[bytes], tuple[bytes, float] | None]:
+    """The job's lines by family, and (line prefix, start) if its duration ticks.
+
+    ``prefix`` is the job's :func:`job_prefix`, made once per job rather than per change.
+    """
     lines = [b""] * N_FAMILIES
-    p = entry.prefix
+    p = prefix
     snap = entry.snapshot
     ticking = None
     if snap is not None:
@@ -147,6 +108,7 @@ def job_lines(entry: JobEntry) -> tuple[list[bytes], tuple[bytes, float] | None]
     info = (
         ("api", entry.api),
         ("vendor_status", snap.vendor_status if snap else ""),
+        ("origin", entry.origin),
         *entry.labels,
         *(snap.info if snap else ()),
     )

@@ -1,7 +1,7 @@
 """The exporter's own metrics: requests, latency, rate limiting, build and process.
 
 These are few series per source, so prometheus_client's objects suit them;
-per-job series live in :mod:`exporter.jobs.table` instead.  Process metrics read
+per-job series live in :mod:`exporter.exposition.jobseries` instead.  Process metrics read
 ``/proc``, so they are sampled by the housekeeping tick, never by a scrape.
 """
 

@@ -3,9 +3,8 @@
 It knows nothing of vendors or jobs: it is given a function that renders the
 exposition and functions that say whether the exporter is healthy and ready.
 
-A render function may return plain bytes, or (when it takes a keyword
-``page``, which the server then passes as ``True``) a
-:class:`~exporter.exposition.page.Page` of cached pieces: the page is never joined,
+The render function returns a :class:`~exporter.exposition.page.Page` of
+cached pieces (``Page([data])`` wraps plain bytes): the page is never joined,
 it is streamed piece by piece in writes of about :data:`WRITE_SIZE`, and its
 gzip form is assembled from the pieces' cached deflate (see
 :mod:`exporter.exposition.page`), in a worker thread when much is fresh.
@@ -14,15 +13,14 @@ gzip form is assembled from the pieces' cached deflate (see
 from __future__ import annotations
 
 import asyncio
-import gzip
 import html
-import inspect
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
 from exporter import __version__
-from exporter.exposition.page import GZIP_LEVEL, Page
+from exporter.exposition.listener import Listener
+from exporter.exposition.page import Page
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Writes smaller than this are coalesced; larger ones go to the socket as they are.
@@ -59,26 +57,13 @@ def coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def _slices(body: bytes) -> Iterator[bytes | memoryview]:
-    view = memoryview(body)
-    for start in range(0, len(body), WRITE_SIZE):
-        yield view[start : start + WRITE_SIZE]
-
-
-def _takes_page(render: Callable[..., object]) -> bool:
-    try:
-        return "page" in inspect.signature(render).parameters
-    except (TypeError, ValueError):  # a builtin without a signature
-        return False
-
-
 class MetricsServer:
     """An aiohttp server on one address; an async context manager with :meth:`close`."""
 
     def __init__(
         self,
         *,
-        render: Callable[[], bytes],
+        render: Callable[[], Page],
         health: Callable[[], str | None],
         ready: Callable[[], bool],
         host: str,
@@ -87,13 +72,14 @@ class MetricsServer:
     ) -> None:
         self._reload = reload
         self._render = render
-        self._paged = _takes_page(render)
         self._health = health
         self._ready = ready
-        self._host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
-        self.port = port
+        self._listener = Listener(self._app, host=host, port=port)
+
+    @property
+    def port(self) -> int:
+        """The port asked for, or once started the one bound (port 0 picks one)."""
+        return self._listener.port
 
     async def __aenter__(self) -> MetricsServer:
         await self.start()
@@ -104,43 +90,27 @@ class MetricsServer:
 
     async def start(self) -> None:
         """Bind and serve; a failure to bind leaves nothing running."""
+        await self._listener.start()
+
+    async def close(self) -> None:
+        """Stop serving; safe to call twice."""
+        await self._listener.close()
+
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/", self._landing)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_post("/-/reload", self._reload_config)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host or None, self._port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def close(self) -> None:
-        """Stop serving; safe to call twice."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        return app
 
     async def _landing(self, _: web.Request) -> web.Response:
         page = _LANDING.format(version=html.escape(__version__))
         return web.Response(text=page, content_type="text/html")
 
-    def _page(self) -> Page | bytes:
-        if self._paged:
-            page: Page | bytes = self._render(page=True)  # type: ignore[call-arg]
-            return page
-        return self._render()
-
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        body = self._page()
+        body = self._render()
         headers = {"Content-Type": CONTENT_TYPE}
         if request.method == "HEAD":
             return web.Response(body=bytes(body), headers=headers)
@@ -150,10 +120,8 @@ class MetricsServer:
             gz = await self._gzip(body)
             size = sum(map(len, gz))
             chunks = coalesce(iter(gz))
-        elif isinstance(body, Page):
-            size, chunks = body.size, coalesce(body.chunks())
         else:
-            size, chunks = len(body), _slices(body)
+            size, chunks = body.size, coalesce(body.chunks())
         resp = web.StreamResponse(headers=headers)
         resp.content_length = size
         await resp.prepare(request)
@@ -163,15 +131,11 @@ class MetricsServer:
         return resp
 
     @staticmethod
-    async def _gzip(body: Page | bytes) -> list[bytes]:
+    async def _gzip(body: Page) -> list[bytes]:
         """Compress in a worker thread when it is worth it: zlib releases the GIL."""
-        if isinstance(body, Page):
-            if body.fresh_bytes() < THREAD_MIN:
-                return body.gzip()
-            return await asyncio.to_thread(body.gzip)
-        if len(body) < THREAD_MIN:
-            return [gzip.compress(body, GZIP_LEVEL, mtime=0)]
-        return [await asyncio.to_thread(gzip.compress, body, GZIP_LEVEL, mtime=0)]
+        if body.fresh_bytes() < THREAD_MIN:
+            return body.gzip()
+        return await asyncio.to_thread(body.gzip)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         problem = self._health()

@@ -1,8 +1,9 @@
 """One scan of a watch dir, off the event loop: which job files are there, and their jobs.
 
 :func:`collect` lists the directory, stats every job file, and reads a file
-only when its fingerprint (device, inode, mtime, size) is new and has held for
-two scans in a row, or at once on the first scan.  Reading caps the size,
+only when its :class:`~exporter.files.Fingerprint` (resolved path, device,
+inode, size, mtime) is new and has held for two scans in a row, or at once on
+the first scan.  Reading caps the size,
 never blocks on a FIFO, and gives up on a file that changes while read.
 """
 
@@ -14,19 +15,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from exporter.config._nodes import quote
+from exporter.files import Fingerprint, stat_file
 from exporter.intake.jobfiles import is_job_file, parse_or_reject
 from exporter.jobs.keys import JobKey, Labels
 
 MAX_FILE_BYTES = 1 << 20
 
-Fingerprint = tuple[int, int, int, int]
+
+@dataclass(frozen=True, slots=True)
+class StatFailed:
+    """A job file that cannot be stat'ed: its errno stands in for a fingerprint.
+
+    So the failure is reported once, and again only when it turns into another.
+    """
+
+    errno: int
+
+
+# What a scan saw of a file: the version it knows the file by.
+Version = Fingerprint | StatFailed
 
 
 @dataclass(slots=True)
 class Outcome:
     """What reading one file gave: its jobs, or ``None`` when it is unusable as a whole."""
 
-    fingerprint: Fingerprint
+    fingerprint: Version
     jobs: dict[JobKey, Labels] | None
     problems: list[str]
 
@@ -36,7 +50,7 @@ class Listing:
     """What one scan found: every job file present, and the outcome of each one read."""
 
     error: str | None = None  # the directory could not be listed
-    present: dict[str, Fingerprint] = field(default_factory=dict)
+    present: dict[str, Version] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
@@ -47,7 +61,7 @@ def shown(name: str) -> str:
 
 def collect(
     directory: str,
-    known: Mapping[str, tuple[Fingerprint | None, Fingerprint | None]],
+    known: Mapping[str, tuple[Version | None, Version | None]],
     *,
     eager: bool,
     sources: frozenset[str],
@@ -61,21 +75,22 @@ def collect(
         return Listing(error=exc.strerror or type(exc).__name__)
     for name in names:
         seen, read = known.get(name, (None, None))
+        path = os.path.join(directory, name)
         try:
-            st = os.stat(os.path.join(directory, name))  # follows links, as into ..data
+            fp, st = stat_file(path)  # follows links, as into ..data
         except FileNotFoundError:
             continue  # gone, or a dangling link
         except OSError as exc:  # kept with its last good jobs, reported once
-            listing.present[name] = fp = (-1, exc.errno or 0, 0, 0)
-            if fp != read:
+            listing.present[name] = failed = StatFailed(exc.errno or 0)
+            if failed != read:
                 problem = f"{shown(name)}: cannot stat: {exc.strerror}"
-                listing.outcomes[name] = Outcome(fp, None, [problem])
+                listing.outcomes[name] = Outcome(failed, None, [problem])
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
-        listing.present[name] = fp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        listing.present[name] = fp
         if fp != read and (eager or fp == seen):
-            outcome = _read(os.path.join(directory, name), shown(name), fp, sources)
+            outcome = _read(path, shown(name), fp, sources)
             if outcome is not None:
                 listing.outcomes[name] = outcome
     return listing
@@ -83,8 +98,8 @@ def collect(
 
 def _read(path: str, name: str, fp: Fingerprint, sources: frozenset[str]) -> Outcome | None:
     """The file's jobs; ``None`` if it changed while read (the next scan tries again)."""
-    if fp[3] > MAX_FILE_BYTES:
-        return Outcome(fp, None, [f"{name}: {fp[3]} bytes, over the {MAX_FILE_BYTES} limit"])
+    if fp.size > MAX_FILE_BYTES:
+        return Outcome(fp, None, [f"{name}: {fp.size} bytes, over the {MAX_FILE_BYTES} limit"])
     try:
         # Non-blocking: a FIFO swapped in after the stat must not hang the thread.
         with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
@@ -94,7 +109,8 @@ def _read(path: str, name: str, fp: Fingerprint, sources: frozenset[str]) -> Out
         return None
     except OSError as exc:
         return Outcome(fp, None, [f"{name}: cannot read: {exc.strerror or type(exc).__name__}"])
-    if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size) != fp or len(data) != fp[3]:
+    # The path stays the one stat'ed: what was opened must be that same file, unchanged.
+    if Fingerprint.of(fp.path, st) != fp or len(data) != fp.size:
         return None
     try:
         text = data.decode("utf-8")

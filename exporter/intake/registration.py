@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from exporter.config import Secret, job_id_problem, label_name_problem
+from exporter.exposition.listener import Listener
 from exporter.polling.auth import AuthError, SecretCache
 
 MAX_BODY = 64 * 1024
@@ -100,17 +101,29 @@ def parse_labels(body: bytes) -> tuple[tuple[str, str], ...]:
 
 
 class JobsApiServer:
-    """The registration API on its own listener; an async context manager."""
+    """The registration API on its own listener; an async context manager.
+
+    ``monotonic`` times the token file's re-checks (at most one a second).
+    """
 
     def __init__(
-        self, registry: JobRegistry, *, host: str, port: int, token_file: str | None = None
+        self,
+        registry: JobRegistry,
+        *,
+        host: str,
+        port: int,
+        monotonic: Callable[[], float],
+        token_file: str | None = None,
     ) -> None:
         self._registry = registry
-        self._host = host
-        self.port = port
         self._token = Secret(file=token_file) if token_file else None
-        self._secrets = SecretCache(time.monotonic)
-        self._runner: web.AppRunner | None = None
+        self._secrets = SecretCache(monotonic)
+        self._listener = Listener(self._app, host=host, port=port)
+
+    @property
+    def port(self) -> int:
+        """The port asked for, or once started the one bound (port 0 picks one)."""
+        return self._listener.port
 
     async def __aenter__(self) -> JobsApiServer:
         await self.start()
@@ -121,27 +134,17 @@ class JobsApiServer:
 
     async def start(self) -> None:
         """Bind and serve; a failure to bind leaves nothing running."""
-        app = web.Application(client_max_size=MAX_BODY)
-        # One catch-all: routes match the decoded path, and IDs must be split on the raw one.
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host or None, self.port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await self._listener.start()
 
     async def close(self) -> None:
         """Stop serving; safe to call twice."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        await self._listener.close()
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        # One catch-all: routes match the decoded path, and IDs must be split on the raw one.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
+        return app
 
     def _check_token(self, request: web.Request) -> None:
         if self._token is None:

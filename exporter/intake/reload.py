@@ -2,8 +2,9 @@
 
 Kubernetes updates a mounted ConfigMap by writing a new directory and swapping
 the ``..data`` symlink, so the file's path never changes while what it resolves
-to does: the watcher compares the resolved path and the target's inode, size
-and modification time, not just the mtime of the name.
+to does: the watcher compares the file's :class:`~exporter.files.Fingerprint`
+(the resolved path and the target's device, inode, size and modification
+time), not just the mtime of the name.
 
 A config that does not validate is refused: the running one stays, the
 problems are logged, and ``batchjob_exporter_config_last_reload_successful``
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from exporter.clock import Clock
 from exporter.config import Config, ConfigError
+from exporter.files import fingerprint
 
 LOG = logging.getLogger(__name__)
 
@@ -26,20 +27,9 @@ LOG = logging.getLogger(__name__)
 # a minute to swap a ConfigMap, so a few seconds adds little.
 CHECK_INTERVAL = 5.0
 
-Fingerprint = tuple[str, int, int, int, int] | None
 Load = Callable[[str], Config]
 Apply = Callable[[Config], Awaitable[None]]
 Outcome = Callable[[bool], None]
-
-
-def fingerprint(path: str) -> Fingerprint:
-    """What identifies the file's current content cheaply; ``None`` if it cannot be read."""
-    try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
-    except OSError:
-        return None
-    return (real, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class Reloader:

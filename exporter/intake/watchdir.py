@@ -5,26 +5,27 @@
 :class:`DirWatcher` rescans the directory every couple of seconds and turns the
 union of the files into ``add``/``remove`` calls.
 
-A file is read again only when its fingerprint (device, inode, mtime, size)
-changes, and only once the new one has held for two scans in a row: a file
-caught half-written is left for the next scan.  A file that is unusable as a
-whole (bad YAML, not UTF-8, too big, unreadable) keeps its last good jobs and
-is reported once per change; a deleted file takes its jobs with it.  Hidden
-entries are skipped: Kubernetes' atomic writer keeps ``..data`` and its
-timestamped directories there.
+A file is read again only when its fingerprint (resolved path, device, inode,
+size, mtime) changes, and only once the new one has held for two scans in a
+row: a file caught half-written is left for the next scan.  A file that is
+unusable as a whole (bad YAML, not UTF-8, too big, unreadable) keeps its last
+good jobs and is reported once per change; a deleted file takes its jobs with
+it.  Hidden entries are skipped: Kubernetes' atomic writer keeps ``..data`` and
+its timestamped directories there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from exporter.clock import Clock
 from exporter.config._nodes import quote
-from exporter.intake.dirscan import Fingerprint, Listing, collect, shown
+from exporter.intake.dirscan import Listing, Version, collect, shown
 from exporter.jobs.keys import JobKey, Labels
 
 LOG = logging.getLogger(__name__)
@@ -32,11 +33,14 @@ LOG = logging.getLogger(__name__)
 SCAN_INTERVAL = 2.0
 _MAX_LOGGED = 10  # problem lines per file change; the rest are counted
 
+# Runs one scan's blocking I/O off the event loop: asyncio.to_thread, or a test's wrapper.
+Offload = Callable[[Callable[[], Listing]], Awaitable[Listing]]
+
 
 @dataclass(slots=True)
 class _File:
-    seen: Fingerprint | None = None  # at the last scan
-    read: Fingerprint | None = None  # the version last read, usable or not
+    seen: Version | None = None  # at the last scan
+    read: Version | None = None  # the version last read, usable or not
     jobs: dict[JobKey, Labels] = field(default_factory=dict)  # its last good contribution
     usable: bool = False  # whether the version last read parsed
 
@@ -56,6 +60,7 @@ class DirWatcher:
     again when its labels change (an upsert); ``remove(source, job_id)`` once no
     file lists it or its source is no longer in ``sources()``.  An ``add`` that
     raises (a full or unknown source) is logged once and retried every scan.
+    ``offload`` runs each scan's listing and reading, one call a scan.
     """
 
     def __init__(
@@ -67,8 +72,10 @@ class DirWatcher:
         remove: Callable[[str, str], None],
         clock: Clock,
         interval: float = SCAN_INTERVAL,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
         self.directory = directory
+        self._offload = offload
         self._sources = sources
         self._add = add
         self._remove = remove
@@ -157,8 +164,8 @@ class DirWatcher:
                 self._known_sources = sources
             known = {name: (f.seen, f.read) for name, f in self._files.items()}
             eager = self._scans == 0  # at start-up nothing is held back for a second look
-            listing = await asyncio.to_thread(
-                collect, self.directory, known, eager=eager, sources=sources
+            listing = await self._offload(
+                functools.partial(collect, self.directory, known, eager=eager, sources=sources)
             )
             self._scans += 1
             self._apply(listing, sources, force=force, everything=everything)

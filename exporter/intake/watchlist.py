@@ -1,7 +1,7 @@
 """The set of watched jobs and where each came from: the config, the API, or the watch dir.
 
-Every job carries its origin as the first of its ``batchjob_info`` labels
-(``origin="config"|"api"|"dir"``).  The config's jobs follow the config
+Every job carries its :class:`~exporter.jobs.keys.Origin`, shown as the
+``origin`` label of ``batchjob_info``.  The config's jobs follow the config
 (a reload adds and drops them); a job registered at run time stays until it
 is unregistered, or its source leaves the config.  A key is watched once: the
 config takes over a job that was registered before it was configured.
@@ -10,12 +10,12 @@ config takes over a job that was registered before it was configured.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from exporter.config import Config
-from exporter.jobs.keys import JobKey, Labels
-from exporter.jobs.table import JobEntry, JobTable
-from exporter.polling.poller import SourceRuntime
+from exporter.jobs.keys import JobKey, Labels, Origin
+from exporter.jobs.table import JobTable
+from exporter.polling.runtime import PollClient, Runtime
 from exporter.polling.scheduler import Scheduler
 from exporter.state.records import JobRecord
 
@@ -24,19 +24,13 @@ from exporter.state.records import JobRecord
 FIRST_POLL_WITHIN = 5.0
 
 
-def origin(entry: JobEntry) -> str:
-    """Where a job came from: ``config``, ``api`` or ``dir``."""
-    labels = entry.labels
-    return labels[0][1] if labels and labels[0][0] == "origin" else "config"
-
-
 class Watchlist:
     """Adds and drops jobs in the table and the scheduler together."""
 
     def __init__(
         self,
         table: JobTable,
-        runtimes: dict[str, SourceRuntime],
+        runtimes: Mapping[str, Runtime[PollClient]],
         *,
         rng: random.Random,
         max_jobs_per_source: int,
@@ -52,7 +46,7 @@ class Watchlist:
             raise RuntimeError("the exporter is not running")
         return self.scheduler
 
-    def watch(self, source: str, job_id: str, labels: Labels, origin: str = "api") -> bool:
+    def watch(self, source: str, job_id: str, labels: Labels, origin: Origin = Origin.API) -> bool:
         """Watch a job registered at run time; ``True`` if it was not watched yet.
 
         Raises KeyError for an unknown source and OverflowError when the
@@ -65,7 +59,7 @@ class Watchlist:
             return False
         if self._table.count(source) >= self._max_jobs:
             raise OverflowError(f"source {source!r} already watches {self._max_jobs} jobs")
-        self._table.add(key, src.spec.name, (("origin", origin), *labels))
+        self._table.add(key, src.spec.name, labels, origin)
         scheduler.schedule(key, self._rng.random() * min(src.interval, FIRST_POLL_WITHIN))
         return True
 
@@ -73,38 +67,36 @@ class Watchlist:
         """Stop watching a job (of origin ``only``, if given); its series go at the next scrape."""
         key = (source, job_id)
         entry = self._table.get(key)
-        if entry is None or (only is not None and origin(entry) != only):
+        if entry is None or (only is not None and entry.origin != only):
             return False
         self._table.remove(key)
         if self.scheduler is not None:
             self.scheduler.cancel(key)
         return True
 
-    def origin_of(self, source: str, job_id: str) -> str | None:
+    def origin_of(self, source: str, job_id: str) -> Origin | None:
         """Where a watched job came from; ``None`` if it is not watched."""
         entry = self._table.get((source, job_id))
-        return None if entry is None else origin(entry)
+        return None if entry is None else entry.origin
 
-    def relabel(self, source: str, job_id: str, labels: Labels, only: str) -> None:
+    def relabel(self, source: str, job_id: str, labels: Labels, only: Origin) -> None:
         """Give a job of origin ``only`` new labels (a changed watch-dir file)."""
         entry = self._table.get((source, job_id))
-        if entry is not None and origin(entry) == only:
-            entry.labels = (("origin", only), *labels)
-            self._table.refresh(entry.key)
+        if entry is not None and entry.origin == only:
+            self._table.relabel(entry.key, labels, only)
 
     def jobs(self) -> list[dict[str, object]]:
         """Every watched job and its state, for ``GET /api/v1/jobs``."""
         out: list[dict[str, object]] = []
         for entry in self._table:
             snap = entry.snapshot
-            labels = dict(entry.labels)
             out.append(
                 {
                     "source": entry.key[0],
                     "id": entry.key[1],
                     "api": entry.api,
-                    "origin": labels.pop("origin", "config"),
-                    "labels": labels,
+                    "origin": entry.origin.value,
+                    "labels": dict(entry.labels),
                     "status": snap.status.value if snap else None,
                     "vendor_status": snap.vendor_status if snap else None,
                     "poll_success": entry.poll_success,
@@ -117,24 +109,23 @@ class Watchlist:
         """Watch the config's jobs: new ones spread over their interval, removed ones dropped."""
         scheduler = self._running()
         wanted = {(src.name, job.id) for src in config.sources for job in src.jobs}
-        for entry in [e for e in self._table if origin(e) == "config" and e.key not in wanted]:
+        for entry in [e for e in self._table if e.origin == Origin.CONFIG and e.key not in wanted]:
             self.unwatch(*entry.key)
         for src in config.sources:
             phase = self._rng.random()
             new = 0
             for job in src.jobs:
                 key = (src.name, job.id)
-                labels = (("origin", "config"), *job.labels)
                 current = self._table.get(key)
                 if current is None:
-                    self._table.add(key, src.api, labels)
+                    self._table.add(key, src.api, job.labels, Origin.CONFIG)
                     # Evenly over one interval from a random phase: no thundering herd.
                     at = (phase + new / len(src.jobs)) % 1.0
                     scheduler.schedule(key, src.poll_interval * at)
                     new += 1
-                elif current.labels != labels:  # relabelled, or taken over from the API
-                    current.labels = labels
-                    self._table.refresh(key)
+                elif current.origin != Origin.CONFIG or current.labels != job.labels:
+                    # Relabelled, or taken over from the API or the watch dir.
+                    self._table.relabel(key, job.labels, Origin.CONFIG)
 
     def reset(self, sources: Iterable[str]) -> None:
         """Drop the jobs of ``sources``; re-add run-time jobs whose source is still there.
@@ -145,9 +136,8 @@ class Watchlist:
         names = set(sources)
         for entry in [e for e in self._table if e.key[0] in names]:
             self.unwatch(*entry.key)
-            kind = origin(entry)
-            if entry.key[0] in self._runtimes and kind != "config":
-                self.watch(*entry.key, entry.labels[1:], origin=kind)
+            if entry.key[0] in self._runtimes and entry.origin != Origin.CONFIG:
+                self.watch(*entry.key, entry.labels, origin=entry.origin)
 
     def restore(self, records: Iterable[JobRecord], config: Config, now: float) -> list[JobKey]:
         """Put back jobs saved before a restart; the keys of records too stale to use.
@@ -166,22 +156,17 @@ class Watchlist:
             if (
                 src is None
                 or src.spec.name != r.api
-                or (r.origin == "config" and key not in configured)
+                or (r.origin == Origin.CONFIG and key not in configured)
                 or (r.expires_at is not None and r.expires_at <= now)
             ):
                 stale.append(key)
                 continue
-            entry = self._table.add(key, r.api, (("origin", r.origin), *r.labels))
-            entry.first_seen, entry.seen_finished = r.first_seen, r.seen_finished
-            entry.snapshot, entry.errors_by_code = r.snapshot, r.errors_by_code
-            entry.poll_success, entry.last_success = r.poll_success, r.last_success
-            entry.expires_at = r.expires_at
-            self._table.refresh(key)
+            entry = self._table.restore(key, r.api, r.labels, r.origin, r)
             if not entry.finished:
                 scheduler.schedule(key, self._rng.random() * src.interval)
         return stale
 
-    def prune(self, kind: str, keep: Collection[JobKey]) -> None:
+    def prune(self, kind: Origin, keep: Collection[JobKey]) -> None:
         """Unwatch jobs of origin ``kind`` not in ``keep`` (restored dir jobs whose file went)."""
-        for entry in [e for e in self._table if origin(e) == kind and e.key not in keep]:
+        for entry in [e for e in self._table if e.origin == kind and e.key not in keep]:
             self.unwatch(*entry.key)

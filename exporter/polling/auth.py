@@ -1,7 +1,8 @@
 """Request credentials from Prometheus-style config: headers, basic auth, OAuth2.
 
-Secrets are read when used, through a cache that re-checks the file at most
-once a second, so a rotated Kubernetes secret is picked up without a restart
+Secrets are read when used, through a cache that re-checks the file's
+:class:`~exporter.files.Fingerprint` at most once a second, so a rotated
+Kubernetes secret (a swapped ``..data`` symlink) is picked up without a restart
 and without a file read per request.  Nothing here logs a secret's value.
 """
 
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from exporter.config.model import OAuth2, Secret, SourceConfig
+from exporter.files import Fingerprint, stat_file
 from exporter.model import Response
 
 # Fetch a token: (url, form fields, headers) -> response, or a failure reason.
@@ -67,7 +68,7 @@ class SecretCache:
 
     def __init__(self, monotonic: Callable[[], float]) -> None:
         self._monotonic = monotonic
-        self._files: dict[str, tuple[float, tuple[int, int, int], str]] = {}
+        self._files: dict[str, tuple[float, Fingerprint, str]] = {}
 
     def get(self, secret: Secret) -> str:
         """The secret's value now; an unreadable file raises :class:`AuthError`."""
@@ -78,8 +79,7 @@ class SecretCache:
         if cached is not None and now - cached[0] < RECHECK_SECONDS:
             return cached[2]
         try:
-            st = os.stat(secret.file)
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            stamp, _ = stat_file(secret.file)
             value = cached[2] if cached is not None and cached[1] == stamp else secret.read()
         except OSError as exc:
             raise AuthError(

@@ -21,7 +21,7 @@ from yarl import URL
 from exporter import __version__
 from exporter.config.model import SourceConfig, TLSConfig
 from exporter.config.tls import load_tls
-from exporter.intake.reload import Fingerprint, fingerprint
+from exporter.files import Fingerprint, fingerprint
 from exporter.model import Response
 from exporter.polling.auth import Auth
 
@@ -65,7 +65,8 @@ class TLSFiles:
     """A source's SSL context, rebuilt when a file it was loaded from changes.
 
     Kubernetes rewrites a mounted secret by swapping a symlink, so a file is
-    known by its resolved path, inode, size and mtime.  A rebuild that fails
+    known by its :class:`~exporter.files.Fingerprint` (resolved path, device,
+    inode, size, mtime).  A rebuild that fails
     (a half-written file) keeps the last good context; the next change retries.
     """
 
@@ -106,7 +107,7 @@ class TLSFiles:
                 LOG.info("source %s: TLS files changed, new connections use them", self._source)
         return self.context
 
-    def _rebuild(self) -> tuple[tuple[Fingerprint, ...], ssl.SSLContext | None] | None:
+    def _rebuild(self) -> tuple[tuple[Fingerprint | None, ...], ssl.SSLContext | None] | None:
         """The files' fingerprints and a context from them, or ``None`` if nothing changed."""
         seen = self._fingerprints()
         if seen == self._seen:
@@ -122,7 +123,7 @@ class TLSFiles:
             )
             return seen, None
 
-    def _fingerprints(self) -> tuple[Fingerprint, ...]:
+    def _fingerprints(self) -> tuple[Fingerprint | None, ...]:
         return tuple(fingerprint(path) for path in self._paths)
 
 

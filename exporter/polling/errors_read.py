@@ -10,16 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from yarl import URL
 
-from exporter.jobs.table import JobEntry
+from exporter.jobs.entry import JobView
 from exporter.model import Response, Snapshot, VendorError
 from exporter.polling.outcomes import PollFailed
-
-if TYPE_CHECKING:
-    from exporter.polling.poller import SourceRuntime
+from exporter.polling.runtime import PollClient, Runtime
 
 __all__ = ["MAX_ERROR_PAGES", "ErrorsRead", "read_errors"]
 
@@ -29,14 +26,14 @@ LOG = logging.getLogger(__name__)
 MAX_ERROR_PAGES = 1000
 
 # One request through the source's gate: the poller's, which raises on anything but an answer.
-Get = Callable[["SourceRuntime", URL], Awaitable[Response]]
+Get = Callable[[Runtime[PollClient], URL], Awaitable[Response]]
 
 
 @dataclass(slots=True)
 class ErrorsRead:
     """A finished job's errors read so far: a poll the gate defers resumes it here."""
 
-    entry: JobEntry
+    entry: JobView
     snap: Snapshot
     seen_at: float  # wall time of the job request that saw it finished
     totals: dict[str, int] = field(default_factory=dict)
@@ -45,15 +42,17 @@ class ErrorsRead:
     pages: int = 0
 
 
-async def read_errors(src: SourceRuntime, read: ErrorsRead, get: Get) -> None:
-    """Read errors pages into ``read`` until the last; each page goes through the gate."""
+async def read_errors(
+    src: Runtime[PollClient], read: ErrorsRead, get: Get, *, max_pages: int = MAX_ERROR_PAGES
+) -> None:
+    """Read errors pages into ``read`` until the last (or ``max_pages``), each through the gate."""
     source = src.client.source
     job_id = read.entry.key[1]
     template = source.errors_path or src.spec.default_errors_path
     parse = src.spec.parse_errors_page
     if parse is None or template is None:
         raise PollFailed("errors_endpoint")
-    while read.pages < MAX_ERROR_PAGES:
+    while read.pages < max_pages:
         query = {source.errors_page_token_param: read.token} if read.token else None
         resp = await get(src, src.client.url(template, job_id, query))
         if resp.status != 200:
@@ -76,5 +75,5 @@ async def read_errors(src: SourceRuntime, read: ErrorsRead, get: Get) -> None:
         "errors of %s/%s: stopped after %d pages; its error counts are truncated",
         source.name,
         job_id,
-        MAX_ERROR_PAGES,
+        max_pages,
     )

@@ -3,27 +3,31 @@
 This is the only place that turns HTTP outcomes into job state.  It knows the
 :class:`~exporter.vendors.base.ApiSpec` contract but no vendor by name, and tells
 the scheduler when the job wants polling again (``None``: finished, never).
+It talks HTTP only through each source's
+:class:`~exporter.polling.runtime.PollClient` (the pool's real clients, or a
+test's fake) and changes a job only through the table's methods.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import NoReturn, Protocol
 
 from yarl import URL
 
 from exporter.clock import Clock
+from exporter.jobs.entry import JobView
 from exporter.jobs.keys import JobKey
-from exporter.jobs.table import JobEntry, JobTable
+from exporter.jobs.table import JobTable
 from exporter.model import Response, Snapshot, Status, VendorError
 from exporter.polling.auth import AUTH_REFUSED, AuthError, token_refused
-from exporter.polling.client import SourceClient
-from exporter.polling.errors_read import ErrorsRead, read_errors
-from exporter.polling.gate import Backoff, SourceGate, parse_retry_after
+from exporter.polling.errors_read import MAX_ERROR_PAGES, ErrorsRead, read_errors
+from exporter.polling.gate import Backoff, parse_retry_after
 from exporter.polling.outcomes import Deferred, PollFailed
-from exporter.vendors.base import ApiSpec, error_detail
+from exporter.polling.runtime import PollClient, Runtime
+from exporter.vendors.base import error_detail
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ RATE_LIMIT_CODES = frozenset({429, 503})
 SPREAD_MAX = 30.0
 # Reads kept for jobs dropped mid-read are swept once there are more than this many.
 SWEEP_MIN = 64
+Src = Runtime[PollClient]
 
 
 class PollStats(Protocol):
@@ -54,28 +59,18 @@ class PollStats(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class SourceRuntime:
-    """What polling one source needs: its API, client, gate and interval."""
-
-    spec: ApiSpec
-    client: SourceClient
-    gate: SourceGate
-    interval: float
-    auth_failing: bool = False
-
-
 class Poller:
     """Polls jobs of every source into the job table."""
 
     def __init__(
         self,
-        sources: dict[str, SourceRuntime],
+        sources: Mapping[str, Src],
         table: JobTable,
         *,
         clock: Clock,
         rng: random.Random,
         stats: PollStats,
+        max_error_pages: int = MAX_ERROR_PAGES,
     ) -> None:
         self._sources = sources
         self._table = table
@@ -85,6 +80,7 @@ class Poller:
         self._job_backoff = Backoff(base=1.0, cap=900.0)
         self._reads: dict[JobKey, ErrorsRead] = {}
         self._sweep_at = SWEEP_MIN
+        self._max_error_pages = max_error_pages
 
     async def poll(self, key: JobKey) -> float | None:
         """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
@@ -101,17 +97,15 @@ class Poller:
             # Dropped, or replaced (its source reloaded to another API), while in flight.
             if self._table.get(key) is not entry:
                 return None
-            self._table.record_failure(key)
+            failures = self._table.record_failure(key)
             self._stats.poll_failed(key[0], failed.reason)
-            entry.failures += 1
             delay = failed.retry_in
             if delay is None:
-                delay = max(src.interval, self._job_backoff.delay(entry.failures, self._rng))
+                delay = max(src.interval, self._job_backoff.delay(failures, self._rng))
             return delay
-        entry.failures = 0
         return delay
 
-    async def _poll(self, entry: JobEntry, src: SourceRuntime) -> float | None:
+    async def _poll(self, entry: JobView, src: Src) -> float | None:
         key = entry.key
         read = self._reads.pop(key, None)
         if read is None or read.entry is not entry:
@@ -128,7 +122,7 @@ class Poller:
                 return self._succeeded(entry, src, snap)
             read = ErrorsRead(entry, snap, self._clock.time())
         try:
-            await read_errors(src, read, self._get)
+            await read_errors(src, read, self._get, max_pages=self._max_error_pages)
         except Deferred:
             # The job request (or an earlier page) used the rate slot: the next poll goes
             # on from the page it could not send, so the read finishes instead of restarting.
@@ -139,16 +133,16 @@ class Poller:
         self._table.record_errors(key, tuple(sorted(read.totals.items())))
         return self._succeeded(entry, src, read.snap, read.seen_at)
 
-    async def _job(self, entry: JobEntry, src: SourceRuntime) -> Snapshot | None:
+    async def _job(self, entry: JobView, src: Src) -> Snapshot | None:
         """The job's snapshot from its job request; ``None`` if it was dropped meanwhile."""
         source, job_id = key = entry.key
         resp = await self._get(src, src.client.url(src.client.source.path, job_id))
         if self._table.get(key) is not entry:  # dropped or replaced while we waited
             return None
         if resp.status == 404:
-            entry.not_found_streak += 1
-            if entry.not_found_streak < NOT_FOUND_AFTER:
-                LOG.debug("job %s/%s: 404 (%d in a row)", source, job_id, entry.not_found_streak)
+            streak = self._table.not_found(key)
+            if streak < NOT_FOUND_AFTER:
+                LOG.debug("job %s/%s: 404 (%d in a row)", source, job_id, streak)
                 raise PollFailed("not_found", src.interval)
             return Snapshot(Status.NOT_FOUND, "http_404")
         if resp.status in src.spec.ok_statuses:
@@ -162,7 +156,7 @@ class Poller:
         raise PollFailed("unexpected_status")
 
     def _succeeded(
-        self, entry: JobEntry, src: SourceRuntime, snap: Snapshot, seen_at: float | None = None
+        self, entry: JobView, src: Src, snap: Snapshot, seen_at: float | None = None
     ) -> float | None:
         # A deferred errors read finishes later: the snapshot is as of its job request.
         at = self._clock.time() if seen_at is None else seen_at
@@ -177,7 +171,7 @@ class Poller:
             self._reads = {k: r for k, r in self._reads.items() if table.get(k) is r.entry}
             self._sweep_at = max(SWEEP_MIN, 2 * len(self._reads))
 
-    async def _get(self, src: SourceRuntime, url: URL) -> Response:
+    async def _get(self, src: Src, url: URL) -> Response:
         """One request through the gate; anything but an answer to parse raises PollFailed."""
         gate = src.gate
         wait = gate.acquire(self._clock.monotonic())
@@ -209,11 +203,11 @@ class Poller:
         return resp
 
     @staticmethod
-    def _after(src: SourceRuntime, wait: float) -> float:
+    def _after(src: Src, wait: float) -> float:
         """When to come back: after ``wait``, spread so waiting jobs do not return at once."""
         return src.gate.spread(wait, min(src.interval, SPREAD_MAX))
 
-    async def _send(self, src: SourceRuntime, url: URL) -> Response:
+    async def _send(self, src: Src, url: URL) -> Response:
         try:
             headers = await src.client.auth.headers()
         except AuthError as exc:
@@ -226,7 +220,7 @@ class Poller:
             raise PollFailed(resp, self._after(src, window))
         return resp
 
-    def _auth_failed(self, src: SourceRuntime, exc: AuthError) -> Exception:
+    def _auth_failed(self, src: Src, exc: AuthError) -> Exception:
         """What a failure to get credentials (an OAuth2 token) does to the poll and source."""
         now = self._clock.monotonic()
         resp = exc.response
@@ -245,9 +239,7 @@ class Poller:
         window = src.gate.failure(now)
         return PollFailed(exc.reason, self._after(src, window))
 
-    def _refused(
-        self, src: SourceRuntime, resp: Response, now: float, reason: str, where: str
-    ) -> PollFailed:
+    def _refused(self, src: Src, resp: Response, now: float, reason: str, where: str) -> PollFailed:
         """Credentials refused: one error line, then the source is asked again only rarely."""
         gate = src.gate
         gate.hold(now, max(AUTH_RETRY, src.interval))
@@ -263,7 +255,7 @@ class Poller:
         src.auth_failing = True
         return PollFailed(reason, gate.spread(gate.closed_for(now), src.interval))
 
-    def _rate_limited(self, src: SourceRuntime, resp: Response, now: float) -> NoReturn:
+    def _rate_limited(self, src: Src, resp: Response, now: float) -> NoReturn:
         name = src.client.source.name
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.time())
         if resp.status == 503 and retry_after is None:

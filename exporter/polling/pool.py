@@ -21,7 +21,7 @@ from exporter.clock import Clock
 from exporter.config import Config, ConfigError, GlobalConfig, SourceConfig
 from exporter.polling.client import RequestStats, SourceClient
 from exporter.polling.gate import Backoff, SourceGate
-from exporter.polling.poller import SourceRuntime
+from exporter.polling.runtime import SourceRuntime
 from exporter.vendors import REGISTRY
 
 

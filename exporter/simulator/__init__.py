@@ -1,22 +1,21 @@
-"""A local aiohttp server simulating the Evocalize, Fullstory and Talkdesk job APIs.
+"""A local aiohttp server simulating the vendor job APIs: Evocalize, Fullstory and Talkdesk.
 
 The exporter's tests, its ``--demo`` mode and the benchmarks poll it over real
-HTTP on loopback.  See :class:`Simulator`.
+HTTP on loopback.  See :class:`Simulator`; each API is one module of
+:mod:`exporter.simulator.vendors`.
 """
 
-from exporter.simulator.app import RecordedRequest, SimCredentials, Simulator, split_path
+from exporter.simulator.app import Simulator, split_path
+from exporter.simulator.credentials import SimCredentials
 from exporter.simulator.demo import DEMO_JOBS, DEMO_MISSING_ID, DEMO_REPORT_TYPE, demo_jobs
-from exporter.simulator.faults import FAULT_KINDS, FAULT_TARGETS, TOKEN_TARGET, Fault
-from exporter.simulator.jobs import (
-    APIS,
-    EVOCALIZE,
-    FULLSTORY,
-    PREFIXES,
-    TALKDESK,
-    SimJob,
-    error_code,
-    error_code_counts,
-)
+from exporter.simulator.faults import FAULT_KINDS, Fault
+from exporter.simulator.jobs import SimJob, error_code, error_code_counts
+from exporter.simulator.state import RecordedRequest
+from exporter.simulator.vendors import APIS, FAULT_TARGETS, PREFIXES, VENDORS
+from exporter.simulator.vendors.evocalize import API as EVOCALIZE
+from exporter.simulator.vendors.fullstory import API as FULLSTORY
+from exporter.simulator.vendors.talkdesk import API as TALKDESK
+from exporter.simulator.vendors.talkdesk import TOKEN_TARGET
 
 __all__ = [
     "APIS",
@@ -30,6 +29,7 @@ __all__ = [
     "PREFIXES",
     "TALKDESK",
     "TOKEN_TARGET",
+    "VENDORS",
     "Fault",
     "RecordedRequest",
     "SimCredentials",

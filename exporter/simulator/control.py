@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from exporter.simulator.faults import Fault, check_target
+from exporter.simulator.faults import Fault
 from exporter.simulator.jobs import SimJob
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.state import SimState
 
 JOB_KEYS = frozenset(
     {"total", "rate", "error_every", "outcome", "start_delay", "report_type", "name"}
@@ -66,7 +64,7 @@ def job_json(job: SimJob) -> dict[str, object]:
     return described
 
 
-async def _add_job(sim: Simulator, request: web.Request) -> web.Response:
+async def _add_job(sim: SimState, request: web.Request) -> web.Response:
     """``POST /_sim/jobs``."""
     body = await _read_object(request)
     api, job_id = body.pop("api", None), body.pop("id", None)
@@ -77,7 +75,7 @@ async def _add_job(sim: Simulator, request: web.Request) -> web.Response:
     return web.json_response(job_json(job), status=201)
 
 
-async def _finish_job(sim: Simulator, request: web.Request, api: str, job_id: str) -> web.Response:
+async def _finish_job(sim: SimState, request: web.Request, api: str, job_id: str) -> web.Response:
     """``POST /_sim/jobs/{api}/{id}/finish``."""
     body = await _read_object(request, optional=True)
     _only(body, frozenset({"outcome"}))
@@ -89,9 +87,9 @@ async def _finish_job(sim: Simulator, request: web.Request, api: str, job_id: st
     return web.json_response(job_json(sim.finish_job(api, job_id, outcome)))
 
 
-async def _set_fault(sim: Simulator, request: web.Request, target: str) -> web.Response:
+async def _set_fault(sim: SimState, request: web.Request, target: str) -> web.Response:
     """``PUT /_sim/faults/{api}``."""
-    check_target(target)
+    sim.check_fault_target(target)
     body = await _read_object(request)
     _only(body, FAULT_KEYS)
     if "kind" not in body:
@@ -101,7 +99,7 @@ async def _set_fault(sim: Simulator, request: web.Request, target: str) -> web.R
     return web.json_response({"api": target, **asdict(fault)})
 
 
-async def _remove_job(sim: Simulator, api: str, job_id: str) -> web.Response:
+async def _remove_job(sim: SimState, api: str, job_id: str) -> web.Response:
     """``DELETE /_sim/jobs/{api}/{id}``."""
     if sim.find_job(api, job_id) is None:
         return _error(404, "no such job")
@@ -109,18 +107,18 @@ async def _remove_job(sim: Simulator, api: str, job_id: str) -> web.Response:
     return web.Response(status=204)
 
 
-async def _clear_faults(sim: Simulator) -> web.Response:
+async def _clear_faults(sim: SimState) -> web.Response:
     """``DELETE /_sim/faults``."""
     sim.clear_faults()
     return web.Response(status=204)
 
 
-async def _list_requests(sim: Simulator) -> web.Response:
+async def _list_requests(sim: SimState) -> web.Response:
     """``GET /_sim/requests``."""
     return web.json_response([asdict(record) for record in sim.requests])
 
 
-async def _route(sim: Simulator, request: web.Request, path: list[str]) -> web.StreamResponse:
+async def _route(sim: SimState, request: web.Request, path: list[str]) -> web.StreamResponse:
     """Dispatch a control request by path and method."""
     answer: Awaitable[web.StreamResponse]
     match request.method, path:
@@ -145,7 +143,7 @@ async def _route(sim: Simulator, request: web.Request, path: list[str]) -> web.S
     return await answer
 
 
-async def handle(sim: Simulator, request: web.Request, path: list[str]) -> web.StreamResponse:
+async def handle(sim: SimState, request: web.Request, path: list[str]) -> web.StreamResponse:
     """Answer a ``/_sim/...`` request; ``path`` is the unquoted segments after ``_sim``."""
     try:
         return await _route(sim, request, path)

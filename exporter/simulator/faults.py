@@ -1,11 +1,15 @@
-"""Injected failures: what a :class:`Fault` is and which request it hits next."""
+"""Injected failures: what a :class:`Fault` is and which request it hits next.
+
+A fault is set on a *target*: an API, another endpoint a vendor has (Talkdesk's
+token endpoint), or ``*`` for every API.  The simulator passes the targets its
+vendors declare to :class:`FaultTable`.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
-
-from exporter.simulator.jobs import APIS
 
 FAULT_KINDS = (
     "rate_limit",
@@ -18,9 +22,9 @@ FAULT_KINDS = (
     "not_found",
     "unauthorized",
 )
-TOKEN_TARGET = "report_job_token"  # noqa: S105 - a fault target, not a secret
 ALL_TARGET = "*"
-FAULT_TARGETS = (*APIS, TOKEN_TARGET, ALL_TARGET)
+# Talkdesk's token endpoint, which its module names; older callers import it from here.
+TOKEN_TARGET = "report_job_token"  # noqa: S105 - a fault target, not a secret
 DEFAULT_HUGE_SIZE = 1 << 20
 
 
@@ -69,22 +73,32 @@ class Fault:
         return self.size or DEFAULT_HUGE_SIZE
 
 
-def check_target(target: str) -> str:
-    """Return ``target`` if faults can be set on it, else raise ``ValueError``."""
-    if target not in FAULT_TARGETS:
-        raise ValueError(f"fault target must be one of {', '.join(FAULT_TARGETS)}, got {target!r}")
+def check_target(target: str, targets: Collection[str]) -> str:
+    """Return ``target`` if it is one of ``targets``, else raise ``ValueError``."""
+    if target not in targets:
+        raise ValueError(f"fault target must be one of {', '.join(targets)}, got {target!r}")
     return target
 
 
 class FaultTable:
-    """The faults in force, per target, with the remaining count of each."""
+    """The faults in force, per target, with the remaining count of each.
 
-    def __init__(self) -> None:
+    ``targets`` are the ones faults may be set on (``*`` included);
+    ``spared`` are the endpoints ``*`` does not hit, such as token endpoints.
+    """
+
+    def __init__(self, targets: Collection[str], spared: Collection[str] = ()) -> None:
+        self.targets = tuple(targets)
+        self._spared = frozenset(spared)
         self._faults: dict[str, tuple[Fault, int | None]] = {}
+
+    def check(self, target: str) -> str:
+        """Return ``target`` if faults can be set on it, else raise ``ValueError``."""
+        return check_target(target, self.targets)
 
     def set(self, target: str, fault: Fault) -> None:
         """Install ``fault`` on ``target``, replacing any fault already there."""
-        self._faults[check_target(target)] = (fault, fault.count)
+        self._faults[self.check(target)] = (fault, fault.count)
 
     def clear(self) -> None:
         """Remove every fault."""
@@ -94,9 +108,9 @@ class FaultTable:
         """Return the fault for the next request to ``target``, using up one of its count.
 
         A fault on the target itself wins over one on ``*``; ``*`` never hits
-        the OAuth2 token endpoint.
+        a spared target.
         """
-        keys = (target,) if target == TOKEN_TARGET else (target, ALL_TARGET)
+        keys = (target,) if target in self._spared else (target, ALL_TARGET)
         for key in keys:
             entry = self._faults.get(key)
             if entry is None:

@@ -2,9 +2,10 @@
 
 A :class:`SimJob` processes ``rate`` items per second from ``created`` until
 ``total`` items are done, then ends in its ``outcome``.  Every
-``error_every``-th processed item fails.  :meth:`SimJob.finish` forces the end
-at once.  Nothing here reads a clock except :meth:`SimJob.finish` when it is
-not told the time.
+``error_every``-th processed item fails, with the code :func:`error_code`
+gives it.  :meth:`SimJob.finish` forces the end at once.  Nothing here reads a
+clock except :meth:`SimJob.finish` when it is not told the time.  How a job
+looks to each vendor's API is in that vendor's module, ``simulator/vendors/``.
 """
 
 from __future__ import annotations
@@ -13,36 +14,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
-EVOCALIZE = "evocalize_batch_report"
-FULLSTORY = "batch_import_job"
-TALKDESK = "report_job"
-APIS = (EVOCALIZE, FULLSTORY, TALKDESK)
-PREFIXES = {EVOCALIZE: "evocalize", FULLSTORY: "fullstory", TALKDESK: "talkdesk"}
 
 OUTCOMES = ("completed", "failed", "canceled", "deleted")
-TALKDESK_FINAL = {
-    "completed": "done",
-    "failed": "failed",
-    "canceled": "canceled",
-    "deleted": "deleted",
-}
-FULLSTORY_FINAL = {"completed": "COMPLETED", "failed": "FAILED", "canceled": "FAILED"}
-UPLOADING_FROM = 0.9  # Talkdesk is ``uploading`` for the last 10% of the items
+DEFAULT_REPORT_TYPE = "calls"
 
+# Each failed item's code: these are Evocalize's restErrorCode values, the one API that
+# lists item errors; the exporter's tests count errors by them (error_code_counts).
 ERROR_CODES = (
     "EV_BAD_REQUEST_DUPLICATE",
     "EV_BAD_REQUEST_INVALID_EMAIL",
     "EV_BAD_REQUEST_UNKNOWN_GROUP",
 )
-ERROR_MESSAGES = {
-    "EV_BAD_REQUEST_DUPLICATE": "Duplicate user create request detected: user with {email} "
-    "has already been associated to another user id.",
-    "EV_BAD_REQUEST_INVALID_EMAIL": "Invalid email address: {email}.",
-    "EV_BAD_REQUEST_UNKNOWN_GROUP": "Group seattle_office does not exist.",
-    None: "Item could not be processed.",
-}
 EPSILON = 1e-6
 
 
@@ -60,13 +42,6 @@ def error_code_counts(errors: int) -> dict[str | None, int]:
         code = error_code(index)
         counts[code] = counts.get(code, 0) + 1
     return counts
-
-
-def rfc3339(timestamp: float) -> str:
-    """Format Unix seconds like Fullstory does: ``2019-04-18T14:36:11.123Z``."""
-    millis = math.floor(timestamp * 1000)
-    moment = datetime.fromtimestamp(millis // 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"
 
 
 def _check_int(name: str, value: object) -> None:
@@ -104,11 +79,10 @@ class SimJob:
     """One simulated job; its state at time ``now`` comes from the methods below.
 
     ``created`` is when processing starts (the clock at add time plus any start
-    delay).  Before it, a Talkdesk job is ``created`` and the others report no
-    progress.  ``outcome`` is the final state once every item is processed:
-    Evocalize only knows ``isCompleted``; Fullstory reports ``FAILED`` for
-    ``failed`` and ``canceled``; ``deleted`` Evocalize and Fullstory jobs answer
-    404 once finished (the vendor no longer has them).
+    delay); before it the job reports no progress.  ``outcome`` is the final
+    state once every item is processed.  ``api`` is checked by the simulator
+    that adds the job (only it knows which APIs it serves); ``report_type``
+    and ``name`` are what the APIs that show them show.
     """
 
     api: str
@@ -118,15 +92,14 @@ class SimJob:
     rate: float = 10.0
     error_every: int = 0
     outcome: str = "completed"
-    report_type: str = "calls"
+    report_type: str = DEFAULT_REPORT_TYPE
     name: str = "Calls report"
     forced_outcome: str | None = None
     forced_at: float | None = None
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.api not in APIS:
-            raise ValueError(f"api must be one of {', '.join(APIS)}, got {self.api!r}")
+        _check_text("api", self.api)
         _check_text("id", self.id)
         _check_int("total", self.total)
         _check_float("rate", self.rate)
@@ -187,44 +160,5 @@ class SimJob:
         return self.finished_at(now) is not None
 
     def is_gone(self, now: float) -> bool:
-        """Tell whether a finished ``deleted`` Evocalize/Fullstory job now answers 404."""
-        return self.api != TALKDESK and self.final_outcome == "deleted" and self.is_finished(now)
-
-    def talkdesk_status(self, now: float) -> str:
-        """Return the lower-case Talkdesk status at ``now``."""
-        if self.is_finished(now):
-            return TALKDESK_FINAL[self.final_outcome]
-        if now < self.created:
-            return "created"
-        if self.processed(now) >= math.ceil(self.total * UPLOADING_FROM):
-            return "uploading"
-        return "processing"
-
-    def fullstory_status(self, now: float) -> str:
-        """Return the Fullstory status (``PROCESSING``, ``COMPLETED`` or ``FAILED``) at ``now``."""
-        if not self.is_finished(now):
-            return "PROCESSING"
-        return FULLSTORY_FINAL.get(self.final_outcome, "FAILED")
-
-    def error_items(self, now: float, start: int, stop: int) -> list[dict[str, object]]:
-        """Return Evocalize error items ``start`` to ``stop`` (0-based) as the seed shows them."""
-        items: list[dict[str, object]] = []
-        for index in range(start, min(stop, self.errors(now))):
-            number = (index + 1) * self.error_every
-            email = f"user{number}@example.com"
-            code = error_code(index)
-            item: dict[str, object] = {
-                "input": {
-                    "id": f"user_{number}",
-                    "name": f"User {number}",
-                    "email": email,
-                    "groups": [
-                        {"id": "seattle_office", "name": "Seattle Office", "role": "group_admin"}
-                    ],
-                },
-                "errorMessage": ERROR_MESSAGES[code].format(email=email),
-            }
-            if code is not None:
-                item["restErrorCode"] = code
-            items.append(item)
-        return items
+        """Tell whether a ``deleted`` job has finished: APIs that drop such jobs answer 404."""
+        return self.final_outcome == "deleted" and self.is_finished(now)

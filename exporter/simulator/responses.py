@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from exporter.simulator.faults import TOKEN_TARGET, Fault
-from exporter.simulator.jobs import TALKDESK
+from exporter.simulator.faults import Fault
+
+ErrorBody = Callable[[str, str], dict[str, object]]
+"""Builds a vendor's JSON error body from a ``code`` and a ``message``."""
 
 DEFAULT_ERRORS = {
     400: ("bad_request", "Invalid input was provided"),
@@ -36,31 +38,27 @@ HTML_PAGE = (
 HUGE_PREFIX = b'{"data": "'
 HUGE_SUFFIX = b'"}'
 HUGE_CHUNK = 64 * 1024
+# What truncated_json cuts when the normal answer has no body to cut (none does today).
+TRUNCATED_FALLBACK = b'{"data": {"totalItems": 1, "isCompleted": false}}'
+
+
+def plain_error(code: str, message: str) -> dict[str, object]:
+    """Return the error body most vendors send: ``message`` and ``code``."""
+    return {"message": message, "code": code}
 
 
 def error_response(
-    api: str | None,
     status: int,
     code: str | None = None,
     message: str | None = None,
     *,
+    body: ErrorBody = plain_error,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """Answer ``status`` with the vendor's JSON error body.
-
-    Talkdesk (and its token endpoint) sends ``code``, ``message``,
-    ``description`` and ``fields``; Evocalize and Fullstory send ``message``
-    and ``code``.
-    """
+    """Answer ``status`` with the error ``body`` a vendor sends (default code and message)."""
     default_code, default_message = DEFAULT_ERRORS.get(status, ("error", "Error"))
-    code = code or default_code
-    message = message or default_message
-    body: dict[str, object]
-    if api in (TALKDESK, TOKEN_TARGET):
-        body = {"code": code, "message": message, "description": message, "fields": []}
-    else:
-        body = {"message": message, "code": code}
-    return web.json_response(body, status=status, headers=headers)
+    content = body(code or default_code, message or default_message)
+    return web.json_response(content, status=status, headers=headers)
 
 
 async def _huge(request: web.Request, size: int) -> web.StreamResponse:
@@ -87,16 +85,16 @@ async def _huge(request: web.Request, size: int) -> web.StreamResponse:
 
 async def fault_response(
     fault: Fault,
-    api: str,
+    body: ErrorBody,
     request: web.Request,
     normal: Callable[[], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
-    """Answer a request that ``fault`` hits; ``normal`` gives the answer without it."""
+    """Answer a request ``fault`` hits, errors shaped by ``body``; ``normal`` is the answer."""
     status = ERROR_KINDS.get(fault.kind)
     if status is not None:
         retry = fault.retry_after if fault.kind in ("rate_limit", "unavailable") else None
         return error_response(
-            api, status, headers=None if retry is None else {"Retry-After": retry}
+            status, body=body, headers=None if retry is None else {"Retry-After": retry}
         )
     if fault.kind == "html":
         return web.Response(status=200, body=HTML_PAGE, content_type="text/html", charset="utf-8")
@@ -107,7 +105,9 @@ async def fault_response(
         return await normal()
     # truncated_json: the normal answer's body cut in half, as a 200
     answer = await normal()
-    body = answer.body if isinstance(answer, web.Response) else None
-    if not isinstance(body, bytes) or not body:
-        body = b'{"data": {"totalItems": 1, "isCompleted": false}}'
-    return web.Response(status=200, body=body[: len(body) // 2], content_type="application/json")
+    content = answer.body if isinstance(answer, web.Response) else None
+    if not isinstance(content, bytes) or not content:
+        content = TRUNCATED_FALLBACK
+    return web.Response(
+        status=200, body=content[: len(content) // 2], content_type="application/json"
+    )

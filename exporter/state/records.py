@@ -2,8 +2,9 @@
 
 :func:`encode` writes a :class:`JobRecord` as one line of JSON; :func:`decode`
 reads it back strictly (a wrong type is an error, an int stays an int) so that
-``decode(encode(r)) == r``.  :func:`from_entry` makes the record of a job table
-entry.
+``decode(encode(r)) == r``; the origin is its string (``"config"``, ``"api"``,
+``"dir"``), and another is no record.  :func:`from_entry` makes the record of a
+job table entry.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from exporter.jobs.entry import JobView
+from exporter.jobs.keys import Labels, Origin
 from exporter.model import Snapshot, Status
-
-if TYPE_CHECKING:  # only a type here: records do not depend on the table at run time
-    from exporter.jobs.table import JobEntry
 
 T = TypeVar("T")
 
@@ -31,8 +31,8 @@ class JobRecord:
     source: str
     job_id: str
     api: str
-    origin: str  # "config" | "api" | "dir"
-    labels: tuple[tuple[str, str], ...]  # the job's own labels, without origin
+    origin: Origin  # a string in JSON: "config" | "api" | "dir"
+    labels: Labels  # the job's own labels, without origin
     first_seen: float | None
     seen_finished: float | None
     snapshot: Snapshot | None
@@ -44,15 +44,13 @@ class JobRecord:
 
 _RECORD_FIELDS = tuple(f.name for f in fields(JobRecord))
 _SNAPSHOT_FIELDS = tuple(f.name for f in fields(Snapshot))
+_ORIGINS = tuple(o.value for o in Origin)
 
 
-def from_entry(entry: JobEntry) -> JobRecord:
-    """The record of a job table entry; a leading ``origin`` label becomes ``origin``."""
-    labels, origin = entry.labels, "config"
-    if labels and labels[0][0] == "origin":
-        origin, labels = labels[0][1], labels[1:]
+def from_entry(entry: JobView) -> JobRecord:
+    """The record of a job table entry."""
     return JobRecord(
-        *entry.key, entry.api, origin, labels, entry.first_seen, entry.seen_finished,
+        *entry.key, entry.api, entry.origin, entry.labels, entry.first_seen, entry.seen_finished,
         entry.snapshot, entry.errors_by_code, entry.poll_success, entry.last_success,
         entry.expires_at,
     )  # fmt: skip
@@ -90,6 +88,13 @@ def _bool(value: object) -> bool:
     return _check(value, bool, "true or false")
 
 
+def _origin(value: object) -> Origin:
+    text = _str(value)
+    if text not in _ORIGINS:
+        raise TypeError(f"expected an origin ({', '.join(_ORIGINS)}), got {text!r:.40}")
+    return Origin(text)
+
+
 def _opt(value: object, check: Callable[[object], T]) -> T | None:
     return None if value is None else check(value)
 
@@ -124,7 +129,7 @@ def decode(text: str) -> JobRecord:
             source=_str(doc["source"]),
             job_id=_str(doc["job_id"]),
             api=_str(doc["api"]),
-            origin=_str(doc["origin"]),
+            origin=_origin(doc["origin"]),
             labels=_pairs(doc.get("labels", []), _str),
             first_seen=_opt(doc.get("first_seen"), _float),
             seen_finished=_opt(doc.get("seen_finished"), _float),

@@ -24,6 +24,8 @@ class ApiSpec:
     ``report_type``); the config requires them for this API only.  An API with
     an errors endpoint sets both ``default_errors_path`` and
     ``parse_errors_page``: the poller reads every page once the job finishes.
+    ``info_labels`` are the ``batchjob_info`` label names ``parse_job`` may
+    put in :attr:`Snapshot.info`; the config reserves them for the exporter.
     """
 
     name: str
@@ -34,6 +36,7 @@ class ApiSpec:
     path_params: tuple[str, ...] = ()
     default_errors_path: str | None = None
     parse_errors_page: Callable[[Response], ErrorsPage] | None = field(default=None)
+    info_labels: frozenset[str] = frozenset()
 
 
 MAX_QUOTED = 200

@@ -61,4 +61,5 @@ SPEC = ApiSpec(
     parse_job=parse_job,
     default_errors_path="management/v1/items/report/{id}/errors",
     parse_errors_page=parse_errors_page,
+    info_labels=frozenset(),  # no batchjob_info series
 )

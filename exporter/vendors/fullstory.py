@@ -47,4 +47,5 @@ SPEC = ApiSpec(
     vendor="fullstory",
     default_path="v2/events/batch/{id}",
     parse_job=parse_job,
+    info_labels=frozenset(),  # no batchjob_info series
 )

@@ -97,4 +97,5 @@ SPEC = ApiSpec(
     parse_job=parse_job,
     ok_statuses=frozenset({200, 300}),
     path_params=("report_type",),
+    info_labels=frozenset(INFO_KEYS),
 )

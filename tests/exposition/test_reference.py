@@ -1,12 +1,12 @@
 """The fast render path against a reference rendering by prometheus_client, on random tables.
 
-The table is driven by random operations (add, polls, failures, errors, removal,
-expiry) with hostile IDs and labels and blocks of three jobs, so pieces are
-cached, invalidated, moved and compacted, and running jobs' durations are
-formatted two to a template.  After each step its page must parse,
-through prometheus_client's own parser, to exactly what prometheus_client renders
-from the same entries with ``GaugeMetricFamily`` and ``generate_latest``, and its
-gzip form must decompress to the same bytes.
+The table is driven by random operations (add, relabel, polls, failures, errors,
+removal, expiry) with hostile IDs and labels; its renderer is given blocks of
+three jobs, so pieces are cached, invalidated, moved and compacted, and running
+jobs' durations are formatted two to a template.  After each step its page must
+parse, through prometheus_client's own parser, to exactly what prometheus_client
+renders from the same entries with ``GaugeMetricFamily`` and ``generate_latest``,
+and its gzip form must decompress to the same bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
-from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +22,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from exporter.jobs.table import FAMILIES, JobEntry, JobTable
+from exporter.exposition.jobseries import JobSeries
+from exporter.exposition.lines import FAMILIES
+from exporter.jobs.entry import JobView
+from exporter.jobs.keys import Origin
+from exporter.jobs.table import JobTable
 from exporter.model import Snapshot, Status
 
 V = TypeVar("V")
@@ -58,8 +61,10 @@ snapshots = st.builds(
     finished=STAMP,
     info=INFO.map(unique),
 )
+ORIGINS = st.sampled_from(Origin)
 operations = st.one_of(
-    st.tuples(st.just("add"), KEYS, st.sampled_from(["a1", "a2"]), LABELS.map(unique)),
+    st.tuples(st.just("add"), KEYS, st.sampled_from(["a1", "a2"]), LABELS.map(unique), ORIGINS),
+    st.tuples(st.just("relabel"), KEYS, LABELS.map(unique), ORIGINS),
     st.tuples(st.just("success"), KEYS, snapshots, st.floats(0, 5000)),
     st.tuples(st.just("failure"), KEYS),
     st.tuples(
@@ -85,18 +90,20 @@ def apply(table: JobTable, op: tuple[Any, ...]) -> None:
         table.record_success(args[0], args[1], NOW + args[2])
     elif kind == "failure":
         table.record_failure(args[0])
+    elif kind == "relabel":
+        table.relabel(*args)
     elif kind == "errors":
         table.record_errors(args[0], args[1])
     else:
         table.remove(args[0])
 
 
-def reference(entries: Iterable[JobEntry], now: float) -> Iterator[Metric]:
+def reference(entries: Iterable[JobView], now: float) -> Iterator[Metric]:
     """What the page should say, built from the entries' fields alone."""
     families = {name: GaugeMetricFamily(name, help_) for name, help_ in FAMILIES}
     watched: dict[str, int] = {}
 
-    def add(metric: str, entry: JobEntry, value: float, /, **extra: str) -> None:
+    def add(metric: str, entry: JobView, value: float, /, **extra: str) -> None:
         labels = {"source": entry.key[0], "job_id": entry.key[1], **extra}
         families[metric].samples.append(Sample(metric, labels, float(value)))
 
@@ -124,7 +131,7 @@ def reference(entries: Iterable[JobEntry], now: float) -> Iterator[Metric]:
         for code, n in e.errors_by_code or ():
             add("batchjob_errors_by_code", e, n, code=code)
         info = {"api": e.api, "vendor_status": snap.vendor_status if snap else ""}
-        info |= dict(e.labels) | dict(snap.info if snap else ())
+        info |= {"origin": e.origin} | dict(e.labels) | dict(snap.info if snap else ())
         add("batchjob_info", e, 1, **info)
         if e.poll_success is not None:
             add("batchjob_poll_success", e, int(e.poll_success))
@@ -180,45 +187,59 @@ def test_fast_path_parses_like_the_reference(
     ops: list[tuple[Any, ...]], scrapes: list[float]
 ) -> None:
     """After every operation the page parses exactly as prometheus_client's own rendering."""
-    with (
-        mock.patch("exporter.exposition.blocks.BLOCK_SIZE", 3),
-        mock.patch("exporter.jobs.table.TICK_CHUNK", 2),
-    ):
-        table = JobTable(retention=600)
-        for i, op in enumerate(ops):
-            apply(table, op)
-            now = NOW + scrapes[i % len(scrapes)]
-            page = table.page(now)
-            assert parsed(bytes(page)) == parsed(rendered_by_reference(table, now))
-            assert gzip.decompress(b"".join(page.gzip())) == bytes(page)
+    table = JobTable(retention=600)
+    series = JobSeries(table, block_size=3, tick_chunk=2)
+    for i, op in enumerate(ops):
+        apply(table, op)
+        now = NOW + scrapes[i % len(scrapes)]
+        page = series.page(now)
+        assert parsed(bytes(page)) == parsed(rendered_by_reference(table, now))
+        assert gzip.decompress(b"".join(page.gzip())) == bytes(page)
 
 
 def test_reference_sees_every_family() -> None:
     """The reference is not vacuous: a busy table yields every per-job family."""
     table = JobTable(retention=600)
+    series = JobSeries(table)
     key = ("evo", "a")
-    table.add(key, "a1", (("team", "t"),))
+    table.add(key, "a1", (("team", "t"),), Origin.API)
     snap = Snapshot(Status.RUNNING, "x", 1, 2, 3, 4, 5, created=NOW - 9, finished=NOW, info=())
     table.record_success(key, snap, NOW)
     table.record_errors(key, (("E1", 2),))
     names = [name for name, *_ in parsed(rendered_by_reference(table, NOW))]
     assert names == [*(name for name, _ in FAMILIES), "batchjob_exporter_watched_jobs"]
-    assert parsed(table.render(NOW)) == parsed(rendered_by_reference(table, NOW))
+    assert parsed(series.render(NOW)) == parsed(rendered_by_reference(table, NOW))
 
 
 def test_a_thinned_table_compacts_and_still_renders_like_the_reference() -> None:
     """Removing most jobs regroups the survivors into fewer blocks, with the same series."""
-    with mock.patch("exporter.exposition.blocks.BLOCK_SIZE", 3):
-        table = JobTable(retention=600)
-        keys = [("evo", f"j{i}") for i in range(30)]
-        for i, key in enumerate(keys):
-            table.add(key, "a1")
-            table.record_success(key, Snapshot(Status.RUNNING, "x", total_items=i), NOW)
-        # 5 families of cached pieces in 10 blocks; ticking durations; watched jobs
-        assert len(table.page(NOW).parts) == 5 * (1 + 10) + 2 + 2
-        for i, key in enumerate(keys):
-            if i % 3:
-                table.remove(key)  # one job left in each block
-        page = table.page(NOW)
-        assert len(page.parts) == 5 * (1 + 4) + 2 + 2  # regrouped into 4 blocks
-        assert parsed(bytes(page)) == parsed(rendered_by_reference(table, NOW))
+    table = JobTable(retention=600)
+    series = JobSeries(table, block_size=3)
+    keys = [("evo", f"j{i}") for i in range(30)]
+    for i, key in enumerate(keys):
+        table.add(key, "a1")
+        table.record_success(key, Snapshot(Status.RUNNING, "x", total_items=i), NOW)
+    # 5 families of cached pieces in 10 blocks; ticking durations; watched jobs
+    assert len(series.page(NOW).parts) == 5 * (1 + 10) + 2 + 2
+    for i, key in enumerate(keys):
+        if i % 3:
+            table.remove(key)  # one job left in each block
+    page = series.page(NOW)
+    assert len(page.parts) == 5 * (1 + 4) + 2 + 2  # regrouped into 4 blocks
+    assert parsed(bytes(page)) == parsed(rendered_by_reference(table, NOW))
+
+
+def test_block_size_and_tick_chunk_do_not_change_the_page() -> None:
+    """Tiny blocks and duration chunks give the same bytes as the defaults."""
+    table = JobTable(retention=60)
+    default, tiny = JobSeries(table), JobSeries(table, block_size=2, tick_chunk=3)
+    for i in range(11):
+        table.add(("fs", f"j{i}"), "batch_import_job")
+        snap = Snapshot(Status.RUNNING, "PROCESSING", created=NOW - i)
+        table.record_success(("fs", f"j{i}"), snap, NOW)
+    table.remove(("fs", "j4"))
+    assert tiny.render(NOW + 1) == default.render(NOW + 1)
+    # 5 families with lines, each a header and one piece per block (6 of 2, or 1), the
+    # durations' header and templates (4 of 3, or 1), the watched-jobs header and line.
+    assert len(tiny.page(NOW + 1).parts) == 5 * (1 + 6) + (1 + 4) + 2
+    assert len(default.page(NOW + 1).parts) == 5 * (1 + 1) + (1 + 1) + 2

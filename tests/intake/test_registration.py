@@ -27,7 +27,13 @@ async def make_api(
         h.sim.add_job(FS, "cfg", total=10_000, rate=1)
         await h.start(source_yaml(h.sim, FS, "fs", ["cfg"]), max_jobs=max_jobs)
         assert h.exporter is not None
-        api = JobsApiServer(h.exporter.watchlist, host="127.0.0.1", port=0, token_file=token_file)
+        api = JobsApiServer(
+            h.exporter.watchlist,
+            host="127.0.0.1",
+            port=0,
+            monotonic=h.clock.monotonic,
+            token_file=token_file,
+        )
         await api.start()
         servers.append(api)
         return h, f"http://127.0.0.1:{api.port}/api/v1"
@@ -80,31 +86,56 @@ async def test_register_poll_list_and_remove(
 @pytest.mark.parametrize(
     "case",
     [
-        ("PUT", "/sources/nope/jobs/x", None, 404),
-        ("PUT", "/sources/fs/jobs/" + "x" * 257, None, 400),
-        ("PUT", "/sources/fs/jobs/%0A", None, 400),
-        ("PUT", "/sources/fs/jobs/x", b"{not json", 400),
-        ("PUT", "/sources/fs/jobs/x", b'{"labels": {"job_id": "y"}}', 400),
-        ("PUT", "/sources/fs/jobs/x", b'{"labels": {"team": 3}}', 400),
-        ("PUT", "/sources/fs/jobs/x", b'{"other": 1}', 400),
-        ("PUT", "/sources/fs/jobs/x", b"x" * 100_000, 413),
-        ("POST", "/sources/fs/jobs/x", None, 405),
-        ("POST", "/jobs", None, 405),
-        ("PUT", "/sources/fs/x", None, 404),
-        ("DELETE", "/sources/fs/jobs/cfg", None, 409),
+        ("PUT", "/sources/nope/jobs/x", None, 404, "unknown source 'nope'"),
+        (
+            "PUT",
+            "/sources/fs/jobs/" + "x" * 257,
+            None,
+            400,
+            "job ID is 257 characters long, at most 256",
+        ),
+        ("PUT", "/sources/fs/jobs/%0A", None, 400, 'job ID "\\n" contains a control character'),
+        ("PUT", "/sources/fs/jobs/x", b"{not json", 400, "body is not JSON"),
+        (
+            "PUT",
+            "/sources/fs/jobs/x",
+            b'{"labels": {"job_id": "y"}}',
+            400,
+            "label job_id is the exporter's own (reserved: api, code, format, job_id, name,"
+            " origin, source, status, timezone, vendor_status)",
+        ),
+        (
+            "PUT",
+            "/sources/fs/jobs/x",
+            b'{"labels": {"team": 3}}',
+            400,
+            "label team: value must be a string of at most 1024 characters",
+        ),
+        ("PUT", "/sources/fs/jobs/x", b'{"other": 1}', 400, 'body must be {"labels": {...}}'),
+        ("PUT", "/sources/fs/jobs/x", b"x" * 100_000, 413, "body larger than 65536 bytes"),
+        ("POST", "/sources/fs/jobs/x", None, 405, "use PUT or DELETE"),
+        ("POST", "/jobs", None, 405, "use GET"),
+        ("PUT", "/sources/fs/x", None, 404, "no such endpoint"),
+        (
+            "DELETE",
+            "/sources/fs/jobs/cfg",
+            None,
+            409,
+            "job comes from the config, not the API; remove it there",
+        ),
     ],
 )
 async def test_bad_requests_get_json_errors(
     make_api: Callable[..., Awaitable[tuple[Harness, str]]],
     http: aiohttp.ClientSession,
-    case: tuple[str, str, bytes | None, int],
+    case: tuple[str, str, bytes | None, int, str],
 ) -> None:
     """Unknown sources, bad IDs, bad bodies, wrong methods, config jobs: clear JSON errors."""
-    method, path, body, status = case
+    method, path, body, status, error = case
     _, base = await make_api()
     async with http.request(method, base + path, data=body) as resp:
         assert resp.status == status
-        assert "error" in await resp.json()
+        assert await resp.json() == {"error": error}
 
 
 async def test_cap_on_jobs_per_source(
@@ -123,23 +154,32 @@ async def test_bearer_token_is_required_and_rotatable(
     http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
-    """With a token file, requests need 'Bearer <token>'; an unreadable file is a 503."""
+    """With a token file, requests need 'Bearer <token>'; a new file counts within a second."""
     token = tmp_path / "token"
     token.write_text("t0ken\n")
-    _, base = await make_api(token_file=str(token))
-    async with http.get(f"{base}/jobs") as resp:
-        assert resp.status == 401
-    async with http.get(f"{base}/jobs", headers={"Authorization": "Bearer wrong"}) as resp:
-        assert resp.status == 401
-    async with http.get(f"{base}/jobs", headers={"Authorization": "Bearer t0ken"}) as resp:
-        assert resp.status == 200
-    token.unlink()
-    # The cache re-checks the file at most once a second (real time, as the API uses).
-    import asyncio  # noqa: PLC0415
+    h, base = await make_api(token_file=str(token))
 
-    await asyncio.sleep(1.05)
-    async with http.get(f"{base}/jobs", headers={"Authorization": "Bearer t0ken"}) as resp:
-        assert resp.status == 503
+    async def status(sent: str | None) -> tuple[int, object]:
+        headers = {} if sent is None else {"Authorization": f"Bearer {sent}"}
+        async with http.get(f"{base}/jobs", headers=headers) as resp:
+            body = await resp.json()
+            return resp.status, body.get("error", "ok")
+
+    refused = (401, "missing or wrong bearer token")
+    assert await status(None) == refused
+    assert await status("wrong") == refused
+    assert await status("t0ken") == (200, "ok")
+    # Another file under the name, as a rotated Kubernetes secret is.
+    (tmp_path / "token.new").write_text("n3w\n")
+    (tmp_path / "token.new").replace(token)
+    h.clock.advance(0.75)  # the file is re-checked at most once a second
+    assert await status("t0ken") == (200, "ok")
+    h.clock.advance(0.25)
+    assert await status("t0ken") == refused
+    assert await status("n3w") == (200, "ok")
+    token.unlink()
+    h.clock.advance(1.0)
+    assert await status("n3w") == (503, "the API token file cannot be read")
 
 
 def test_path_parsing_decodes_after_splitting() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.intake.dirscan import MAX_FILE_BYTES
-from exporter.intake.watchdir import DirWatcher
+from exporter.intake.dirscan import MAX_FILE_BYTES, Listing
+from exporter.intake.watchdir import DirWatcher, Offload
 from exporter.jobs.keys import Labels
 from tests.conftest import settle
 
@@ -61,9 +62,19 @@ def make(tmp_path: Path, clock: FakeClock, rec: Recorder) -> Callable[..., DirWa
     """Build a watcher on tmp_path/jobs (created) with the recorder's callbacks."""
     (tmp_path / "jobs").mkdir()
 
-    def build(sources: Callable[[], Collection[str]] = lambda: SOURCES) -> DirWatcher:
-        return DirWatcher(
-            str(tmp_path / "jobs"), sources=sources, add=rec.add, remove=rec.remove, clock=clock
+    def build(
+        sources: Callable[[], Collection[str]] = lambda: SOURCES,
+        offload: Offload = asyncio.to_thread,
+        spy: ScanSpy | None = None,
+    ) -> DirWatcher:
+        kind = DirWatcher if spy is None else functools.partial(SpiedWatcher, spy)
+        return kind(
+            str(tmp_path / "jobs"),
+            sources=sources,
+            add=rec.add,
+            remove=rec.remove,
+            clock=clock,
+            offload=offload,
         )
 
     return build
@@ -172,9 +183,16 @@ async def test_conflicting_labels_keep_the_first_file_and_warn(
 @pytest.mark.parametrize(
     ("bad", "problem"),
     [
-        ("fs: [a\n", "a.yaml:2: invalid YAML"),
+        (
+            "fs: [a\n",
+            "a.yaml:2: invalid YAML: expected ',' or ']', but got '<stream end>'"
+            " (while parsing a flow sequence)",
+        ),
         (b"fs: [a, \xff]\n", "a.yaml:1: not valid UTF-8"),
-        (b"#" * (MAX_FILE_BYTES + 1), f"a.yaml: {MAX_FILE_BYTES + 1} bytes, over the"),
+        (
+            b"#" * (MAX_FILE_BYTES + 1),
+            f"a.yaml: {MAX_FILE_BYTES + 1} bytes, over the {MAX_FILE_BYTES} limit",
+        ),
         ("[fs, a]\n", "a.yaml:1: expected a mapping of sources to jobs, got a list"),
     ],
 )
@@ -195,9 +213,7 @@ async def test_an_unusable_file_keeps_its_last_good_jobs_and_warns_once(  # noqa
     for _ in range(4):
         await watcher.scan()
     assert rec.jobs == {("fs", "a"): (), ("fs", "b"): ()}
-    (line,) = warnings(caplog)
-    assert line.startswith(f"watch_dir {tmp_path}/jobs: {problem}")
-    assert line.endswith("; keeping its 2 jobs")
+    assert warnings(caplog) == [f"watch_dir {tmp_path}/jobs: {problem}; keeping its 2 jobs"]
     write(tmp_path / "jobs/a.yaml", "fs: [b]\n")
     await twice(watcher)
     assert rec.jobs == {("fs", "b"): ()}
@@ -212,10 +228,12 @@ async def test_entry_problems_are_logged_once_per_change_and_capped(
     watcher = make()
     for _ in range(3):
         await watcher.scan()
-    lines = warnings(caplog)
-    assert len(lines) == 11
-    assert lines[0].endswith('a.txt:2: unknown source "nope" (known: evo, fs, td)')
-    assert lines[-1].endswith("... and 2 more")
+    prefix = f"watch_dir {tmp_path}/jobs: "
+    unknown = 'unknown source "nope" (known: evo, fs, td)'
+    assert warnings(caplog) == [
+        *(f"{prefix}a.txt:{line}: {unknown}" for line in range(2, 12)),
+        f"{prefix}... and 2 more",
+    ]
     assert rec.jobs == {("fs", "ok"): ()}
 
 
@@ -299,7 +317,9 @@ async def test_a_refused_add_is_logged_once_and_retried_every_scan(
     rec.refuse = None
     await watcher.scan()
     assert rec.jobs == {("fs", "a"): (), ("fs", "b"): ()}
-    assert "every listed job is watched now" in caplog.records[-1].getMessage()
+    assert caplog.records[-1].getMessage() == (
+        f"watch_dir {tmp_path}/jobs: every listed job is watched now"
+    )
 
 
 async def test_a_failing_remove_is_logged_and_the_others_still_go(
@@ -334,30 +354,26 @@ async def test_resync_adds_every_job_again(
 
 
 async def test_thousands_of_ids_in_one_thread_hop(
-    tmp_path: Path,
-    make: Callable[..., DirWatcher],
-    rec: Recorder,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, make: Callable[..., DirWatcher], rec: Recorder
 ) -> None:
     """5,000 IDs over two files, one thread hop per scan, and one call for one changed label."""
-    hops: list[str] = []
-    original = asyncio.to_thread
+    hops: list[int] = []
 
-    async def counting(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        hops.append(func.__name__)
-        return await original(func, *args, **kwargs)
+    async def counting(work: Callable[[], Listing]) -> Listing:
+        listing = await asyncio.to_thread(work)
+        hops.append(len(listing.present))
+        return listing
 
-    monkeypatch.setattr(asyncio, "to_thread", counting)
     write(tmp_path / "jobs/a.txt", "".join(f"fs id-{n}\n" for n in range(2500)))
     ids = "".join(f"  - {{id: y-{n}, labels: {{n: '{n}'}}}}\n" for n in range(2500))
     write(tmp_path / "jobs/b.yaml", "evo:\n" + ids)
-    watcher = make()
+    watcher = make(offload=counting)
     await watcher.scan()
     assert len(rec.take()) == 5000
     write(tmp_path / "jobs/b.yaml", "evo:\n" + ids.replace("n: '7'", "n: seven"))
     await twice(watcher)
     assert rec.take() == [("add", "evo", "y-7", (("n", "seven"),))]
-    assert hops == ["collect"] * 3
+    assert hops == [2, 2, 2]  # one hop a scan, each listing both files
 
 
 class ScanSpy:
@@ -373,21 +389,26 @@ class ScanSpy:
         await settle()
 
 
-@pytest.fixture
-def scans(monkeypatch: pytest.MonkeyPatch) -> ScanSpy:
-    """Spy on every DirWatcher's scans."""
-    spy = ScanSpy()
-    original = DirWatcher.scan
+class SpiedWatcher(DirWatcher):
+    """A watcher telling its spy when each scan starts and ends."""
 
-    async def scan(self: DirWatcher) -> None:
-        spy.started += 1
+    def __init__(self, spy: ScanSpy, directory: str, **kwargs: Any) -> None:
+        super().__init__(directory, **kwargs)
+        self._spy = spy
+
+    async def scan(self) -> None:
+        """Scan as a watcher does, counted."""
+        self._spy.started += 1
         try:
-            await original(self)
+            await super().scan()
         finally:
-            spy.done.put_nowait(None)
+            self._spy.done.put_nowait(None)
 
-    monkeypatch.setattr(DirWatcher, "scan", scan)
-    return spy
+
+@pytest.fixture
+def scans() -> ScanSpy:
+    """A spy for the watchers built with ``make(spy=...)``."""
+    return ScanSpy()
 
 
 async def test_the_clock_drives_the_rescans(
@@ -398,7 +419,7 @@ async def test_the_clock_drives_the_rescans(
     scans: ScanSpy,
 ) -> None:
     """Entering scans once; then one scan per interval of the fake clock, none in between."""
-    async with make():
+    async with make(spy=scans):
         await scans.next()
         write(tmp_path / "jobs/a.txt", "fs a\n")
         clock.advance(1.9)
@@ -431,7 +452,7 @@ async def test_a_failing_scan_is_logged_once_and_the_loop_lives_on(  # noqa: PLR
         return SOURCES
 
     write(tmp_path / "jobs/a.txt", "fs a\n")
-    async with make(sources) as watcher:
+    async with make(sources, spy=scans) as watcher:
         await scans.next()
         broken[0] = True
         for _ in range(3):
@@ -442,12 +463,13 @@ async def test_a_failing_scan_is_logged_once_and_the_loop_lives_on(  # noqa: PLR
         clock.advance(2.0)
         await scans.next()
         assert watcher.task is not None
-        assert not watcher.task.done()
+        assert watcher.task.done() is False
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         f"watch_dir {tmp_path}/jobs: scan failed: RuntimeError: provider broke"
     ]
-    assert any(r.getMessage().endswith("scans work again") for r in caplog.records)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos.count(f"watch_dir {tmp_path}/jobs: scans work again") == 1
     assert rec.jobs == {}
 
 
@@ -459,7 +481,7 @@ async def test_close_is_idempotent_and_stops_the_loop(make: Callable[..., DirWat
         assert task is not None
         await watcher.close()
         await watcher.close()
-        assert task.done()
+        assert task.done() is True
         assert watcher.task is None
     await watcher.close()
 
@@ -474,4 +496,4 @@ async def test_an_outside_cancel_ends_the_loop(
         await settle()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        assert task.cancelled()
+        assert task.cancelled() is True

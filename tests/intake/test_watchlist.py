@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from exporter.jobs.keys import Origin
 from exporter.model import Snapshot, Status
 from exporter.simulator import Fault
 from exporter.state.records import JobRecord
@@ -131,7 +132,7 @@ def record(source: str, job_id: str, api: str, origin: str, **state: object) -> 
         "expires_at": None,
     }
     fields.update(state)
-    return JobRecord(source, job_id, api, origin, **fields)  # type: ignore[arg-type]
+    return JobRecord(source, job_id, api, Origin(origin), **fields)  # type: ignore[arg-type]
 
 
 class SavedStore(MemoryStore):

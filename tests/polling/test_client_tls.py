@@ -204,7 +204,9 @@ async def test_a_swapped_secret_symlink_rotates_the_client_certificate(
     )
     server = await https(leaf, client_ca.cert)
     async with client(server.url, tls, clock, Stats()) as c:
-        assert await status(c) != 200  # the old certificate is not trusted by the server
+        # Refused by the server after TLS 1.3 finished the client's side of the handshake,
+        # so the client sees its connection dropped rather than a handshake failure.
+        assert await status(c) == "connection_error"
         (mount / "..data_tmp").symlink_to(versions["new"])
         (mount / "..data_tmp").replace(mount / "..data")
         clock.advance(TLS_CHECK_INTERVAL)
@@ -229,8 +231,10 @@ async def test_a_half_written_file_keeps_the_last_good_context_and_logs_once(
             clock.advance(TLS_CHECK_INTERVAL)
             assert await status(c) == 200
         (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert "vendor" in line
-        assert "ca_file" in line
+        assert line == (
+            "source vendor: TLS files changed but do not load, still using the old ones: "
+            f'tls_config.ca_file: cannot load "{ca_file}": X509'
+        )
         assert half.decode()[30:60] not in line
         ca_file.write_bytes(ca2.cert.read_bytes())
         server.serve(leaf2)

@@ -1,4 +1,8 @@
-"""Reading a finished job's errors pages: under a rate cap, after a 429, and past the page limit."""
+"""Reading a finished job's errors pages: under a rate cap, after a 429, and past the page limit.
+
+The first two run end to end against the simulator; the page limit is passed to a
+poller over a fake client (see ``test_poller_paths``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pytest
 from exporter.simulator import Fault
 from exporter.simulator.jobs import error_code_counts
 from tests.harness import EVO, Harness, source_yaml
+from tests.polling.test_poller_paths import DONE, A, answer, rig
 
 MakeHarness = Callable[..., Awaitable[Harness]]
 
@@ -104,21 +109,23 @@ async def test_a_429_on_an_errors_page_is_honoured_and_the_read_completes(
     assert within_cap(h), evo_times(h)
 
 
-async def test_hitting_the_errors_page_limit_warns_once(
-    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Stopping at MAX_ERROR_PAGES logs one warning naming source and job; counts are partial."""
-    monkeypatch.setattr("exporter.polling.errors_read.MAX_ERROR_PAGES", 3)
-    h = await make_harness()
-    h.sim.add_job(EVO, "big", total=20, rate=20, error_every=2)  # 10 errors, 5 pages
-    h.clock.advance(5)
+async def test_hitting_the_errors_page_limit_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Stopping at the page limit logs one warning naming source and job; counts are partial."""
+    r = rig(jobs=("a",), max_error_pages=3)
+    pages = [answer(200, {"counts": {"E": 2}, "next": f"p{i}"}) for i in range(5)]
+    r.client.script = [DONE, *pages]
     caplog.set_level(logging.DEBUG)
-    await h.start(source_yaml(h.sim, EVO, "evo", ["big"]))
-    await h.advance(60, step=5)
-    assert h.status("evo", "big") == "completed"
-    assert len(error_pages(h)) == 3
-    assert errors_by_code(h, "big") == expected_codes(6)
-    truncated = [r for r in caplog.records if "truncated" in r.getMessage()]
-    assert len(truncated) == 1
-    assert truncated[0].levelno == logging.WARNING
-    assert "evo/big" in truncated[0].getMessage()
+    assert await r.poller.poll(A) is None
+    assert r.paths() == [
+        "/jobs/a",
+        "/jobs/a/errors",
+        "/jobs/a/errors?pageToken=p0",
+        "/jobs/a/errors?pageToken=p1",
+    ]
+    entry = r.table.get(A)
+    assert entry is not None
+    assert (entry.finished, entry.errors_by_code) == (True, (("E", 6),))
+    truncated = [rec for rec in caplog.records if "truncated" in rec.getMessage()]
+    assert [(rec.levelno, rec.getMessage()) for rec in truncated] == [
+        (logging.WARNING, "errors of src/a: stopped after 3 pages; its error counts are truncated")
+    ]

@@ -34,8 +34,19 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_below_the_raw_value() -> None:
     """Each failure doubles the wait, jittered into [raw/2, raw), never past the cap."""
-    rng = random.Random(1)
     backoff = Backoff(base=2.0, cap=60.0)
+    seeded = random.Random(1)
+    firsts = [backoff.delay(failures, seeded) for failures in (1, 2, 3, 6, 100)]
+    assert firsts == pytest.approx(
+        [
+            1.134364244112401,
+            3.6948674738744653,
+            7.055098475906457,
+            37.652070772182654,
+            44.863052612758224,
+        ]
+    )
+    rng = random.Random(1)
     for failures, raw in [(1, 2.0), (2, 4.0), (3, 8.0), (6, 60.0), (100, 60.0)]:
         for _ in range(50):
             assert raw / 2 <= backoff.delay(failures, rng) < raw
@@ -63,10 +74,21 @@ def test_failures_back_off_exponentially_and_success_resets() -> None:
     """Server errors without Retry-After grow the window; a good answer starts over."""
     gate = SourceGate(max_rate=None, backoff=Backoff(base=1.0, cap=300.0), rng=random.Random(3))
     windows = [gate.failure(0.0) for _ in range(5)]
+    assert windows == pytest.approx(
+        [
+            0.6189823135459457,
+            1.5442292252959517,
+            2.7399103330961587,
+            6.415680154384778,
+            13.005762432864433,
+        ]
+    )
     assert all(0.5 * 2**i <= w < 2**i for i, w in enumerate(windows))
+    assert gate.closed_for(0.0) == pytest.approx(13.005762432864433)
     gate.success()
     assert gate.failures == 0
-    assert gate.failure(1000.0) < 1.0
+    assert gate.failure(1000.0) == pytest.approx(0.5327644296199066)
+    assert gate.failures == 1
 
 
 def test_rate_cap_spaces_requests() -> None:
@@ -82,5 +104,9 @@ def test_hold_and_spread() -> None:
     gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
     gate.hold(0.0, 300.0)
     assert gate.closed_for(0.0) == 300.0
+    gate.hold(0.0, 100.0)  # a shorter hold does not shorten the window
+    assert gate.closed_for(0.0) == 300.0
+    spreads = [gate.spread(300.0, 30.0) for _ in range(3)]
+    assert spreads == pytest.approx([325.33265554575144, 322.7386320882091, 312.61714742492535])
     for _ in range(20):
         assert 300.0 <= gate.spread(300.0, 30.0) < 330.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import itertools
+import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -43,12 +45,14 @@ async def test_no_request_inside_the_retry_after_window(
     limited = [r.time for r in h.sim.requests if r.status == 429]
     assert len(limited) == 1
     await h.advance(60)
+    # Seconds count from the answer; an HTTP-date names the second the window ends.
+    end = limited[0] + 30 if form == "seconds" else now + 30
+    assert [t for t in h.requests(FS) if limited[0] < t < end] == []
     after = [t for t in h.requests(FS) if t > limited[0]]
-    assert after, "polling resumed after the window"
-    # An HTTP-date has one-second resolution, so the window may end up to 1 s early.
-    assert min(after) >= limited[0] + (30 if form == "seconds" else 29)
+    # The waiting jobs come back spread over the interval, the first at the next 1 s step.
+    assert (after[0], len(after)) == (end + 1, 20)
     assert h.value("batchjob_exporter_rate_limited_total", source="fs") == 1
-    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="rate_limited")
+    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="rate_limited") == 1
 
 
 async def test_time_under_retry_after_is_counted(make_harness: MakeHarness) -> None:
@@ -67,8 +71,7 @@ async def test_time_under_retry_after_is_counted(make_harness: MakeHarness) -> N
         expected += start + 30 - max(start, end)
         end = start + 30
     assert expected == 90
-    seconds = h.value("batchjob_exporter_rate_limited_seconds_total", source="fs")
-    assert seconds == pytest.approx(expected)
+    assert h.value("batchjob_exporter_rate_limited_seconds_total", source="fs") == expected
 
 
 async def test_503_with_retry_after_is_a_rate_limit_and_without_it_a_backoff(
@@ -82,11 +85,15 @@ async def test_503_with_retry_after_is_a_rate_limit_and_without_it_a_backoff(
     await h.advance(10)
     first = next(r.time for r in h.sim.requests if r.status == 503)
     await h.advance(60)
-    assert min(t for t in h.requests(FS) if t > first) >= first + 45
+    assert [t for t in h.requests(FS) if first < t < first + 45] == []
+    assert min(t for t in h.requests(FS) if t > first) == first + 46  # at the next step
     h.sim.set_fault(FS, Fault("unavailable", count=1))
     await h.advance(20)
+    bare = [r.time for r in h.sim.requests if r.status == 503][1]
+    # Backed off under a second, then spread over the interval by the seeded jitter.
+    assert min(t for t in h.requests(FS) if t > bare) == bare + 5
     assert h.value("batchjob_exporter_rate_limited_total", source="fs") == 1
-    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="server_error")
+    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="server_error") == 1
 
 
 async def test_server_errors_back_off_the_whole_source(make_harness: MakeHarness) -> None:
@@ -97,9 +104,12 @@ async def test_server_errors_back_off_the_whole_source(make_harness: MakeHarness
     h.sim.set_fault(FS, Fault("server_error"))
     start = len(h.requests(FS))
     await h.advance(300, step=5)
-    failed = len(h.requests(FS)) - start
-    # Without backoff: 4 jobs every 10 s for 300 s = 120 requests.
-    assert 3 <= failed <= 15
+    failed = h.requests(FS)[start:]
+    # Without backoff: 4 jobs every 10 s for 300 s = 120 requests.  With it, the gaps
+    # grow (1, 2, 4, ... s jittered, each rounded up to the next 5 s step, plus spread).
+    gaps = [b - a for a, b in itertools.pairwise(failed)]
+    assert gaps == [5, 5, 5, 5, 10, 25, 40, 105]
+    assert h.value("batchjob_exporter_poll_failures_total", source="fs", reason="server_error") == 9
     h.sim.clear_faults()
     await h.advance(400, step=10)
     for i in range(4):
@@ -150,7 +160,13 @@ async def test_timeouts_and_refused_connections_fail_the_poll(make_harness: Make
     h.sim.set_fault(EVO, Fault("slow", delay=2.0, count=1))
     await h.advance(10)
     assert h.value("batchjob_exporter_api_requests_total", source="evo", code="timeout") == 1
-    assert h.value("batchjob_exporter_api_requests_total", source="dead", code="connection_error")
+    refused = h.value(
+        "batchjob_exporter_api_requests_total", source="dead", code="connection_error"
+    )
+    failures = h.value(
+        "batchjob_exporter_poll_failures_total", source="dead", reason="connection_error"
+    )
+    assert (refused, failures) == (3, 3)  # the first poll, then two after the source's backoff
     assert h.value("batchjob_poll_success", source="dead", job_id="x") == 0
 
 
@@ -167,8 +183,9 @@ async def test_refused_credentials_log_once_and_retry_slowly(
     caplog.set_level(logging.DEBUG)
     await h.start(text, "  max_concurrency: 1\n")
     await h.advance(AUTH_RETRY * 3, step=10)
-    # One per closed window (the first, then one retry after each AUTH_RETRY).
-    assert 1 <= len(h.requests(FS)) <= 4
+    # The first poll, then one retry after each AUTH_RETRY (at the next 10 s step).
+    times = h.requests(FS)
+    assert [b - a for a, b in itertools.pairwise(times)] == [AUTH_RETRY + 10] * 2
     refused = [r for r in caplog.records if "credentials refused" in r.getMessage()]
     assert len(refused) == 1
     assert "wrong-key-123" not in caplog.text
@@ -186,8 +203,9 @@ async def test_rotated_secret_file_is_picked_up_and_never_shown(
     secret.write_text("stale-key-456\n")
     good = h.sim.credentials.fullstory_api_key
     text = source_yaml(h.sim, FS, "fs", ["j"]).replace(
-        f"credentials: {good}", f"credentials_file: '{secret}'"
+        f'"credentials": "{good}"', f'"credentials_file": {json.dumps(str(secret))}'
     )
+    assert good not in text
     caplog.set_level(logging.DEBUG)
     await h.start(text)
     await h.advance(10)
@@ -212,8 +230,9 @@ async def test_oauth2_token_endpoint_failure_fails_the_poll(make_harness: MakeHa
     await h.start(text)
     await h.advance(10)
     assert h.value("batchjob_poll_success", source="td", job_id="t") == 0
-    assert h.value("batchjob_exporter_poll_failures_total", source="td", reason="oauth2_token")
-    assert not [r for r in h.sim.requests if r.api == TD]
+    assert h.value("batchjob_exporter_poll_failures_total", source="td", reason="oauth2_token") == 1
+    assert len(h.requests(TOKEN_TARGET)) == 1
+    assert h.requests(TD) == []
 
 
 async def test_refused_client_credentials_log_once_and_retry_slowly(
@@ -229,7 +248,9 @@ async def test_refused_client_credentials_log_once_and_retry_slowly(
     caplog.set_level(logging.DEBUG)
     await h.start(text, "  max_concurrency: 2\n")
     await h.advance(AUTH_RETRY * 3, step=10)
-    assert 1 <= len(h.requests(TOKEN_TARGET)) <= 4
+    times = h.requests(TOKEN_TARGET)
+    assert [b - a for a, b in itertools.pairwise(times)] == [AUTH_RETRY + 10] * 2
+    assert h.requests(TD) == []
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "credentials refused" in errors[0].getMessage()

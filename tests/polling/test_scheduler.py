@@ -184,10 +184,10 @@ async def test_close_cancels_work_in_flight_and_is_idempotent(clock: FakeClock) 
     sched.schedule("job", 0)
     await settle()
     await sched.close()
-    assert cancelled.is_set()
+    assert cancelled.is_set() is True
     assert sched.failed is None
     await sched.close()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="scheduler already started or closed"):
         sched.start()
 
 
@@ -210,6 +210,7 @@ async def test_close_does_not_swallow_an_outside_cancel(clock: FakeClock) -> Non
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert task.cancelled() is True
 
 
 def test_rejects_a_zero_bound(clock: FakeClock) -> None:
@@ -271,7 +272,7 @@ async def test_drain_gives_up_after_its_timeout(clock: FakeClock) -> None:
         await settle()
         draining = asyncio.ensure_future(sched.drain(2.0))
         await settle()
-        assert not draining.done()
+        assert draining.done() is False
         clock.advance(2.0)
         await settle()
         assert await draining == 1

@@ -1,4 +1,7 @@
-"""The simulator's pure parts: job progress, faults, path splitting and the demo plan."""
+"""The simulator's pure parts: job progress, faults, path splitting and the demo plan.
+
+How each vendor shows a job is tested with its module, in ``tests/simulator/vendors/``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from exporter.simulator import (
     FULLSTORY,
     TALKDESK,
     Fault,
-    SimJob,
     Simulator,
     demo_jobs,
     error_code,
@@ -23,15 +25,8 @@ from exporter.simulator import (
     split_path,
 )
 from exporter.simulator.faults import DEFAULT_HUGE_SIZE, FaultTable, check_target
-from exporter.simulator.jobs import rfc3339
-
-T0 = 1_700_000_000.0
-
-
-def make(**kwargs: object) -> SimJob:
-    """Build an Evocalize job created at ``T0``, with the given settings."""
-    settings: dict[str, object] = {"api": EVOCALIZE, "id": "job-1", "created": T0, **kwargs}
-    return SimJob(**settings)  # type: ignore[arg-type]
+from exporter.simulator.vendors import FAULT_TARGETS, SPARED_TARGETS, talkdesk
+from tests.simulator.helpers import T0, make
 
 
 def test_progress_is_rate_times_elapsed_floored_and_capped() -> None:
@@ -84,52 +79,27 @@ def test_finish_forces_the_end_with_a_given_or_planned_outcome() -> None:
     assert job.processed(T0 + 3) == 100
     assert job.finished_at(T0 + 3) == T0 + 3
     assert job.final_outcome == "failed"
-    assert job.talkdesk_status(T0 + 3) == "failed"
+    assert talkdesk.status(job, T0 + 3) == "failed"
     planned = make(outcome="canceled", clock=lambda: T0 + 42)
     planned.finish()
     assert planned.final_outcome == "canceled"
     assert planned.forced_at == T0 + 42
 
 
-def test_talkdesk_goes_created_processing_uploading_done() -> None:
-    """Talkdesk statuses follow the job's life, ``uploading`` for the last 10% of items."""
-    job = make(api=TALKDESK, total=100, rate=10.0, created=T0 + 10)
-    assert job.talkdesk_status(T0) == "created"
-    assert job.talkdesk_status(T0 + 10) == "processing"
-    assert job.talkdesk_status(T0 + 18.9) == "processing"
-    assert job.talkdesk_status(T0 + 19) == "uploading"
-    assert job.talkdesk_status(T0 + 20) == "done"
-
-
-@pytest.mark.parametrize(
-    ("outcome", "talkdesk", "fullstory"),
-    [
-        ("completed", "done", "COMPLETED"),
-        ("failed", "failed", "FAILED"),
-        ("canceled", "canceled", "FAILED"),
-        ("deleted", "deleted", "FAILED"),
-    ],
-)
-def test_outcomes_map_to_vendor_statuses(outcome: str, talkdesk: str, fullstory: str) -> None:
-    """Each outcome has a Talkdesk (lower-case) and a Fullstory (upper-case) final status."""
-    assert make(api=TALKDESK, outcome=outcome).talkdesk_status(T0 + 100) == talkdesk
-    assert make(api=FULLSTORY, outcome=outcome).fullstory_status(T0 + 100) == fullstory
-    assert make(api=FULLSTORY, outcome=outcome).fullstory_status(T0 + 1) == "PROCESSING"
-
-
-def test_deleted_jobs_are_gone_once_finished_except_on_talkdesk() -> None:
-    """A finished ``deleted`` Evocalize or Fullstory job answers 404; Talkdesk reports it."""
-    for api in (EVOCALIZE, FULLSTORY):
+def test_deleted_jobs_are_gone_once_finished_but_talkdesk_reports_them() -> None:
+    """A finished ``deleted`` job is gone (Evocalize and Fullstory 404); Talkdesk says deleted."""
+    for api in (EVOCALIZE, FULLSTORY, TALKDESK):
         job = make(api=api, outcome="deleted")
         assert not job.is_gone(T0 + 1)
         assert job.is_gone(T0 + 10)
-    assert not make(api=TALKDESK, outcome="deleted").is_gone(T0 + 10)
+    answer = talkdesk.report_job(make(api=TALKDESK, outcome="deleted"), T0 + 10, "http://sim/")
+    assert (answer.status, answer.body["job"]["status"]) == (200, "deleted")  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("api", "nope"),
+        ("api", ""),
         ("id", ""),
         ("total", -1),
         ("total", 1.5),
@@ -149,6 +119,15 @@ def test_invalid_job_settings_are_rejected(field: str, value: object) -> None:
         make(**{field: value})
 
 
+def test_the_simulator_only_adds_jobs_of_its_apis() -> None:
+    """``add_job`` names the APIs it knows when given another."""
+    sim = Simulator(clock=lambda: T0)
+    with pytest.raises(ValueError, match="api must be one of") as raised:
+        sim.add_job("nope", "x")
+    assert str(raised.value) == f"api must be one of {', '.join(APIS)}, got 'nope'"
+    assert sim.find_job("nope", "x") is None
+
+
 def test_non_string_name_is_a_type_error() -> None:
     """A job name must be a string."""
     with pytest.raises(TypeError, match="name"):
@@ -165,29 +144,6 @@ def test_error_codes_cycle_three_codes_and_every_third_has_none() -> None:
     counts = error_code_counts(9)
     assert counts[None] == 3
     assert sum(counts.values()) == 9
-
-
-def test_error_items_follow_the_seed_and_slice() -> None:
-    """Error items carry the seed's fields and number the failing items."""
-    job = make(total=30, rate=10.0, error_every=3)
-    items = job.error_items(T0 + 100, 1, 4)
-    assert len(items) == 3
-    assert items[0]["input"] == {
-        "id": "user_6",
-        "name": "User 6",
-        "email": "user6@example.com",
-        "groups": [{"id": "seattle_office", "name": "Seattle Office", "role": "group_admin"}],
-    }
-    assert "restErrorCode" not in items[1]
-    assert all(isinstance(item["errorMessage"], str) for item in items)
-    assert job.error_items(T0 + 100, 9, 20) == job.error_items(T0 + 100, 9, 10)
-    assert job.error_items(T0 + 0.2, 0, 10) == []
-
-
-def test_rfc3339_has_millis_and_z() -> None:
-    """Timestamps look like the Fullstory seed: ``2019-04-18T14:36:11.123Z``."""
-    assert rfc3339(1555598171.123) == "2019-04-18T14:36:11.123Z"
-    assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
 
 
 @pytest.mark.parametrize(
@@ -213,7 +169,7 @@ def test_invalid_faults_are_rejected(kwargs: dict[str, object]) -> None:
 
 def test_fault_table_counts_down_and_prefers_the_specific_target() -> None:
     """A counted fault clears itself; a target's own fault wins over ``*``."""
-    table = FaultTable()
+    table = FaultTable(FAULT_TARGETS, SPARED_TARGETS)
     table.set("*", Fault("server_error"))
     table.set(EVOCALIZE, Fault("rate_limit", count=2))
     assert [table.take(EVOCALIZE) for _ in range(3)] == [
@@ -230,7 +186,8 @@ def test_fault_table_counts_down_and_prefers_the_specific_target() -> None:
     assert table.take(EVOCALIZE) is None
     assert Fault("huge").body_size == DEFAULT_HUGE_SIZE
     with pytest.raises(ValueError, match="fault target"):
-        check_target("everything")
+        check_target("everything", FAULT_TARGETS)
+    assert FAULT_TARGETS == (EVOCALIZE, FULLSTORY, TALKDESK, "report_job_token", "*")
 
 
 @pytest.mark.parametrize(

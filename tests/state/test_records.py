@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exporter.jobs.keys import Origin
 from exporter.jobs.table import JobTable
 from exporter.model import Snapshot, Status
 from exporter.state.records import JobRecord, decode, encode, from_entry
@@ -33,7 +35,7 @@ def record(job_id: str = "j1", **changes: Any) -> JobRecord:
         "source": "fs",
         "job_id": job_id,
         "api": "batch_import_job",
-        "origin": "api",
+        "origin": Origin.API,
         "labels": (("team", "growth"),),
         "first_seen": 1_700_000_001.5,
         "seen_finished": 1_700_000_101.0,
@@ -70,7 +72,7 @@ _records = st.builds(
     source=st.text(),
     job_id=st.text(),
     api=st.text(),
-    origin=st.sampled_from(["config", "api", "dir"]),
+    origin=st.sampled_from(Origin),
     labels=_pairs,
     first_seen=_opt(_numbers),
     seen_finished=_opt(_numbers),
@@ -109,7 +111,8 @@ def test_edge_records_round_trip(rec: JobRecord) -> None:
 def test_decode_takes_a_record_without_its_optional_fields() -> None:
     """A record missing every field that may be None decodes with None and no labels."""
     rec = decode('{"source":"s","job_id":"j","api":"a","origin":"dir"}')
-    assert rec == JobRecord("s", "j", "a", "dir", (), None, None, None, None, None, None, None)
+    assert rec == JobRecord("s", "j", "a", Origin.DIR, (), None, None, None, None, None, None, None)
+    assert rec.origin is Origin.DIR
     snap = decode(
         '{"source":"s","job_id":"j","api":"a","origin":"dir",'
         '"snapshot":{"status":"running","vendor_status":"X","unknown_key":1}}'
@@ -128,6 +131,8 @@ def test_decode_takes_a_record_without_its_optional_fields() -> None:
         '{"source":"s","job_id":"j","api":"a","origin":"api","labels":[["a"]]}',
         '{"source":"s","job_id":"j","api":"a","origin":"api","labels":"ab"}',
         '{"source":"s","job_id":"j","api":"a","origin":"api","first_seen":"1"}',
+        '{"source":"s","job_id":"j","api":"a","origin":"elsewhere"}',
+        '{"source":"s","job_id":"j","api":"a","origin":1}',
         '{"source":"s","job_id":"j","api":"a","origin":"api","poll_success":1}',
         '{"source":"s","job_id":"j","api":"a","origin":"api","errors_by_code":[["E",true]]}',
         '{"source":"s","job_id":"j","api":"a","origin":"api","snapshot":[]}',
@@ -137,18 +142,25 @@ def test_decode_takes_a_record_without_its_optional_fields() -> None:
     ],
 )
 def test_decode_rejects_what_is_not_a_record(text: str) -> None:
-    """Bad JSON, a missing key, a wrong type or an unknown status is a ValueError."""
+    """Bad JSON, a missing key, a wrong type, an unknown origin or status is a ValueError."""
     with pytest.raises(ValueError, match=r"."):
         decode(text)
 
 
-def test_from_entry_moves_the_origin_label_into_origin() -> None:
-    """A table entry's leading origin label becomes the record's origin; its values carry over."""
+def test_from_entry_keeps_the_origin_and_own_labels() -> None:
+    """A table entry's origin and labels become the record's; its values carry over."""
     table = JobTable(retention=3600)
-    entry = table.add(("fs", "j1"), "batch_import_job", (("origin", "api"), ("team", "growth")))
+    entry = table.add(("fs", "j1"), "batch_import_job", (("team", "growth"),), Origin.API)
     table.record_success(("fs", "j1"), SNAP, 1_700_000_101.0)
     table.record_errors(("fs", "j1"), (("E1", 2), ("E2", 1)))
     rec = from_entry(entry)
     assert rec == record(first_seen=1_700_000_101.0)
     bare = from_entry(table.add(("fs", "j2"), "batch_import_job", (("team", "x"),)))
-    assert (bare.origin, bare.labels, bare.snapshot) == ("config", (("team", "x"),), None)
+    assert (bare.origin, bare.labels, bare.snapshot) == (Origin.CONFIG, (("team", "x"),), None)
+
+
+def test_the_origin_is_a_plain_string_in_json() -> None:
+    """On disk the origin stays the string field it always was."""
+    doc = json.loads(encode(record(origin=Origin.DIR)))
+    assert (doc["origin"], type(doc["origin"])) == ("dir", str)
+    assert decode(encode(record(origin=Origin.DIR))).origin is Origin.DIR

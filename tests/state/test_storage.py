@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from exporter.clock import FakeClock
+from exporter.jobs.keys import Origin
 from exporter.state import statefile
 from exporter.state.records import JobRecord, encode
 from exporter.state.statefile import StorageError
@@ -78,7 +79,7 @@ def db(tmp_path: Path) -> str:
 
 async def test_records_put_and_flushed_are_loaded_by_the_next_store(db: str) -> None:
     """What one store wrote, a new store on the same file loads, and the file is in WAL mode."""
-    recs = [record("a"), record("b", snapshot=None, origin="config"), record("c", labels=())]
+    recs = [record("a"), record("b", snapshot=None, origin=Origin.CONFIG), record("c", labels=())]
     async with SqliteStore(db) as store:
         assert store.description == f"sqlite:{db}"
         assert await store.load() == []

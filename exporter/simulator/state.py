@@ -1,0 +1,132 @@
+"""What a running simulator knows: its jobs, faults, tokens and request log.
+
+:class:`SimState` is what the vendor handlers and the control endpoints work
+on; :class:`exporter.simulator.app.Simulator` adds the HTTP server and tells
+it which APIs and fault targets its vendors have.  Nothing here names a vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from exporter.simulator.credentials import SimCredentials
+from exporter.simulator.faults import Fault, FaultTable
+from exporter.simulator.jobs import DEFAULT_REPORT_TYPE, SimJob
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as received; ``status`` is 0 while in flight, 499 if the client left."""
+
+    time: float
+    monotonic: float
+    method: str
+    raw_path: str
+    api: str | None
+    job_id: str | None
+    status: int
+
+
+class SimState:
+    """The simulated vendors' data, read and changed by the handlers and the control API.
+
+    ``tokens`` maps each OAuth2 access token issued to when it expires;
+    ``token_requests`` counts the grants.  ``errors_page_size`` is how many item
+    errors one page of an errors endpoint holds.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        credentials: SimCredentials,
+        errors_page_size: int,
+        apis: Collection[str],
+        fault_targets: Collection[str],
+        spared_targets: Collection[str] = (),
+    ) -> None:
+        if errors_page_size < 1:
+            raise ValueError("errors_page_size must be at least 1")
+        self.clock = clock
+        self.credentials = credentials
+        self.errors_page_size = errors_page_size
+        self.apis = tuple(apis)
+        self.requests: list[RecordedRequest] = []
+        self.token_requests = 0
+        self.tokens: dict[str, float] = {}
+        self._jobs: dict[tuple[str, str], SimJob] = {}
+        self._faults = FaultTable(fault_targets, spared_targets)
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the server's root URL with a trailing slash (only once it listens)."""
+        if self._url is None:
+            raise RuntimeError("simulator not started")
+        return self._url
+
+    # -- jobs and faults ---------------------------------------------------------
+
+    def add_job(
+        self,
+        api: str,
+        job_id: str,
+        *,
+        total: int = 100,
+        rate: float = 10.0,
+        error_every: int = 0,
+        outcome: str = "completed",
+        start_delay: float = 0.0,
+        report_type: str = DEFAULT_REPORT_TYPE,
+        name: str = "Calls report",
+    ) -> SimJob:
+        """Add (or replace) a job that starts ``start_delay`` seconds from now by the clock."""
+        if not isinstance(start_delay, int | float) or isinstance(start_delay, bool):
+            raise TypeError(f"start_delay must be a number, got {start_delay!r}")
+        if api not in self.apis:
+            raise ValueError(f"api must be one of {', '.join(self.apis)}, got {api!r}")
+        job = SimJob(
+            api=api,
+            id=job_id,
+            created=self.clock() + start_delay,
+            total=total,
+            rate=rate,
+            error_every=error_every,
+            outcome=outcome,
+            report_type=report_type,
+            name=name,
+            clock=self.clock,
+        )
+        self._jobs[api, job_id] = job
+        return job
+
+    def find_job(self, api: str, job_id: str) -> SimJob | None:
+        """Return the job ``job_id`` of ``api``, or ``None``."""
+        return self._jobs.get((api, job_id))
+
+    def finish_job(self, api: str, job_id: str, outcome: str | None = None) -> SimJob:
+        """End a job now (by the clock); ``KeyError`` if there is no such job."""
+        job = self._jobs[api, job_id]
+        job.finish(outcome, at=self.clock())
+        return job
+
+    def remove_job(self, api: str, job_id: str) -> None:
+        """Forget a job: later requests for it get 404; ``KeyError`` if there is none."""
+        del self._jobs[api, job_id]
+
+    def check_fault_target(self, target: str) -> str:
+        """Return ``target`` if faults can be set on it, else raise ``ValueError``."""
+        return self._faults.check(target)
+
+    def set_fault(self, target: str, fault: Fault) -> None:
+        """Make requests to ``target`` (``*``: every API, not a token endpoint) fail."""
+        self._faults.set(target, fault)
+
+    def clear_faults(self) -> None:
+        """Remove every fault."""
+        self._faults.clear()
+
+    def take_fault(self, target: str) -> Fault | None:
+        """Return the fault the next request to ``target`` gets, if any (using up its count)."""
+        return self._faults.take(target)

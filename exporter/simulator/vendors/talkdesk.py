@@ -1,0 +1,173 @@
+"""Talkdesk Explore report jobs (seed 002): an OAuth2 token, then the job by report type.
+
+``POST oauth/token`` is the client-credentials grant (Basic client
+credentials, a form body); ``GET data/reports/{type}/jobs/{id}`` needs its
+bearer token and answers 200 while the job runs, ``300`` with ``Location``
+once it is done.  Errors carry ``code``, ``message``, ``description`` and
+``fields``.  A deleted job is still reported (``deleted``), never a 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import secrets
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, quote
+
+from aiohttp import web
+
+from exporter.simulator.credentials import SimCredentials
+from exporter.simulator.jobs import DEFAULT_REPORT_TYPE, SimJob
+from exporter.simulator.responses import error_response
+from exporter.simulator.state import SimState
+from exporter.simulator.vendors.base import (
+    Answer,
+    DemoJob,
+    Params,
+    Route,
+    SimVendor,
+    api_url,
+    same,
+    split_auth,
+)
+
+API = "report_job"
+PREFIX = "talkdesk"
+TOKEN_TARGET = f"{API}_token"  # the token endpoint, a fault target of its own
+TIMEZONE = "Europe/Lisbon"
+DEFAULT_SCOPE = "data-reports:read"
+FORM = "application/x-www-form-urlencoded"
+FINAL = {"completed": "done", "failed": "failed", "canceled": "canceled", "deleted": "deleted"}
+UPLOADING_FROM = 0.9  # ``uploading`` for the last 10% of the items
+
+
+def error_body(code: str, message: str) -> dict[str, object]:
+    """Return Talkdesk's error body (the token endpoint's too)."""
+    return {"code": code, "message": message, "description": message, "fields": []}
+
+
+def status(job: SimJob, now: float) -> str:
+    """Return the lower-case status at ``now``: created, processing, uploading, then final."""
+    if job.is_finished(now):
+        return FINAL[job.final_outcome]
+    if now < job.created:
+        return "created"
+    if job.processed(now) >= math.ceil(job.total * UPLOADING_FROM):
+        return "uploading"
+    return "processing"
+
+
+def source(base_url: str, creds: SimCredentials) -> dict[str, object]:
+    """Return the source's config keys: the report type and the OAuth2 client."""
+    return {
+        "report_type": DEFAULT_REPORT_TYPE,
+        "oauth2": {
+            "client_id": creds.talkdesk_client_id,
+            "client_secret": creds.talkdesk_client_secret,
+            "token_url": f"{base_url}oauth/token",
+            "scopes": [DEFAULT_SCOPE],
+        },
+    }
+
+
+async def token_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
+    """``POST oauth/token``: the client-credentials grant."""
+    del params
+    creds = sim.credentials
+    basic = split_auth(request, "Basic") or ""
+    try:
+        client_id, _, secret = base64.b64decode(basic, validate=True).decode().partition(":")
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
+        client_id = secret = ""
+    if not (
+        same(client_id, creds.talkdesk_client_id) and same(secret, creds.talkdesk_client_secret)
+    ):
+        return error_response(
+            401, "invalid_client", "Client authentication failed", body=error_body
+        )
+    if request.content_type != FORM:
+        return error_response(
+            400, "invalid_request", f"Content-Type must be {FORM}", body=error_body
+        )
+    form = parse_qs((await request.read()).decode("utf-8", "replace"), keep_blank_values=True)
+    if form.get("grant_type") != ["client_credentials"]:
+        return error_response(
+            400, "unsupported_grant_type", "grant_type must be client_credentials", body=error_body
+        )
+    scope = (form.get("scope") or [DEFAULT_SCOPE])[0] or DEFAULT_SCOPE
+    token = secrets.token_urlsafe(32)
+    sim.tokens[token] = sim.clock() + creds.token_ttl
+    sim.token_requests += 1
+    return web.json_response(
+        {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": creds.token_ttl,
+            "scope": scope,
+        }
+    )
+
+
+def _timespan(created: float) -> dict[str, str]:
+    """Return the report's period: the (UTC) day before the job was created."""
+    day = datetime.fromtimestamp(created, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {"from": (day - timedelta(days=1)).strftime(fmt), "to": day.strftime(fmt)}
+
+
+def report_job(job: SimJob, now: float, base_url: str) -> Answer:
+    """Return the job body at ``now``: a 300 with ``Location`` once the report is done."""
+    state = status(job, now)
+    kind, ident = quote(job.report_type, safe=""), quote(job.id, safe="")
+    base = f"{base_url}data/reports/{kind}"
+    body: dict[str, object] = {
+        "job": {
+            "id": job.id,
+            "name": job.name,
+            "timezone": TIMEZONE,
+            "status": state,
+            "format": "csv",
+            "timespan": _timespan(job.created),
+        },
+        "_links": {
+            "self": {"href": f"{base}/jobs/{ident}"},
+            "files": {"href": f"{base}/files/{ident}"},
+        },
+    }
+    if state == "done":
+        return Answer(300, body, (("Location", f"/data/reports/{kind}/files/{ident}"),))
+    return Answer(200, body)
+
+
+async def job_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
+    """``GET data/reports/{type}/jobs/{id}`` with a bearer token from :func:`token_handler`."""
+    token = split_auth(request, "Bearer")
+    expires = sim.tokens.get(token or "")
+    if expires is None or sim.clock() >= expires:
+        return error_response(
+            401, "unauthorized", "Invalid or expired access token", body=error_body
+        )
+    job = sim.find_job(API, params["id"])
+    if job is None or job.report_type != params["type"]:
+        return error_response(404, "not_found", "Report job not found", body=error_body)
+    return report_job(job, sim.clock(), api_url(sim, PREFIX)).response()
+
+
+VENDOR = SimVendor(
+    api=API,
+    prefix=PREFIX,
+    routes=(
+        Route(TOKEN_TARGET, "POST", ("oauth", "token"), token_handler),
+        Route(API, "GET", ("data", "reports", "{type}", "jobs", "{id}"), job_handler),
+    ),
+    answer=report_job,
+    source=source,
+    demo_jobs=(
+        DemoJob("td-calls-daily", 100, 1.5, name="Daily calls"),  # ~1 min
+        DemoJob("td-calls-weekly", 100, 0.25, name="Weekly calls"),  # ~7 min
+        DemoJob("td-calls-archive", 100, 0.6, outcome="failed", name="Calls archive"),  # ~3 min
+        DemoJob("td-calls-monthly", 100, 0.17, name="Monthly calls"),  # ~10 min
+    ),
+    error_body=error_body,
+)

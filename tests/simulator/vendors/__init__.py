@@ -1,0 +1,1 @@
+"""Tests of each simulated vendor module, over real HTTP."""

@@ -1,0 +1,187 @@
+"""Talkdesk's simulated token and report job endpoints, over real HTTP."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from exporter.simulator import TALKDESK, SimCredentials, Simulator, faults
+from exporter.simulator.vendors import SPARED_TARGETS, talkdesk
+from tests.simulator.helpers import (
+    DEMO_CLIENT,
+    FORM,
+    GRANT,
+    T0,
+    TD_ERROR_KEYS,
+    TD_JOB_KEYS,
+    TD_JOBS,
+    FakeClock,
+    basic,
+    call,
+    make,
+    token,
+)
+
+
+async def test_talkdesk_token_grant(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    """The client-credentials grant returns a bearer token and counts the grants."""
+    url = sim.url + "talkdesk/oauth/token"
+    headers = {**basic("td-demo-client", "td-demo-secret"), **FORM}
+    answer = await call(
+        http, url, method="POST", headers=headers, data="grant_type=client_credentials"
+    )
+    assert answer.status == 200
+    body = answer.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
+    assert (body["token_type"], body["expires_in"], body["scope"]) == (
+        "Bearer",
+        3600,
+        "data-reports:read",
+    )
+    scoped = await call(
+        http, url, method="POST", headers=headers, data="grant_type=client_credentials&scope=x%3Ay"
+    )
+    assert scoped.json()["scope"] == "x:y"
+    assert scoped.json()["access_token"] != body["access_token"]
+    assert sim.token_requests == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "expected"),
+    [
+        (basic("td-demo-client", "wrong"), GRANT, (401, "invalid_client")),
+        (basic("someone", "td-demo-secret"), GRANT, (401, "invalid_client")),
+        ({"Authorization": "Basic %%%"}, GRANT, (401, "invalid_client")),
+        ({}, GRANT, (401, "invalid_client")),
+        (DEMO_CLIENT, "grant_type=password", (400, "unsupported_grant_type")),
+        (DEMO_CLIENT, "scope=x", (400, "unsupported_grant_type")),
+    ],
+)
+async def test_talkdesk_token_refusals(
+    sim: Simulator,
+    http: aiohttp.ClientSession,
+    headers: dict[str, str],
+    data: str,
+    expected: tuple[int, str],
+) -> None:
+    """Wrong client credentials are a 401, a wrong grant a 400, both JSON with ``code``."""
+    url = sim.url + "talkdesk/oauth/token"
+    answer = await call(http, url, method="POST", headers={**headers, **FORM}, data=data)
+    assert (answer.status, answer.json()["code"]) == expected
+    assert set(answer.json()) == TD_ERROR_KEYS
+    assert sim.token_requests == 0
+
+
+async def test_talkdesk_token_needs_a_form_body(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A JSON token request is refused with 400 ``invalid_request``."""
+    answer = await call(
+        http,
+        sim.url + "talkdesk/oauth/token",
+        method="POST",
+        headers={**basic("td-demo-client", "td-demo-secret"), "Content-Type": "application/json"},
+        data='{"grant_type": "client_credentials"}',
+    )
+    assert answer.status == 400
+    assert answer.json()["code"] == "invalid_request"
+
+
+async def test_talkdesk_job_lifecycle_ends_in_300_with_location(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """Statuses go created, processing, uploading, then done as a 300 with ``Location``."""
+    sim.add_job(TALKDESK, "j-1", total=100, rate=10.0, start_delay=5, name="Daily calls")
+    auth = {"Authorization": "Bearer " + await token(http, sim)}
+    url = sim.url + TD_JOBS + "j-1"
+    seen = []
+    for step in (0, 5, 9.5, 1):
+        clock.advance(step)
+        answer = await call(http, url, headers=auth)
+        seen.append((answer.status, answer.json()["job"]["status"]))
+    assert seen == [(200, "created"), (200, "processing"), (200, "uploading"), (300, "done")]
+    assert answer.headers["Location"] == "/data/reports/calls/files/j-1"
+    body = answer.json()
+    assert set(body) == {"job", "_links"}
+    assert set(body["job"]) == TD_JOB_KEYS
+    assert body["job"]["name"] == "Daily calls"
+    assert (body["job"]["timezone"], body["job"]["format"]) == ("Europe/Lisbon", "csv")
+    assert body["job"]["timespan"] == {"from": "2023-11-13T00:00:00", "to": "2023-11-14T00:00:00"}
+    assert body["_links"] == {
+        "self": {"href": sim.url + TD_JOBS + "j-1"},
+        "files": {"href": sim.url + "talkdesk/data/reports/calls/files/j-1"},
+    }
+
+
+@pytest.mark.parametrize("outcome", ["failed", "canceled", "deleted"])
+async def test_talkdesk_unsuccessful_outcomes_are_200(
+    sim: Simulator, http: aiohttp.ClientSession, outcome: str
+) -> None:
+    """Failed, canceled and deleted jobs answer 200 with the lower-case status."""
+    job = sim.add_job(TALKDESK, "j", total=100, rate=0.01)
+    job.finish(outcome)
+    answer = await call(
+        http, sim.url + TD_JOBS + "j", headers={"Authorization": "Bearer " + await token(http, sim)}
+    )
+    assert answer.status == 200
+    assert answer.json()["job"]["status"] == outcome
+    assert "Location" not in answer.headers
+
+
+async def test_talkdesk_tokens_expire_by_the_clock(
+    clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    """A token works until ``token_ttl`` has passed; unknown or missing tokens are 401."""
+    async with Simulator(clock=clock, credentials=SimCredentials(token_ttl=60)) as sim:
+        sim.add_job(TALKDESK, "j", rate=0.1)
+        url = sim.url + TD_JOBS + "j"
+        auth = {"Authorization": "Bearer " + await token(http, sim)}
+        clock.advance(59)
+        assert (await call(http, url, headers=auth)).status == 200
+        clock.advance(1)
+        for headers in (auth, {"Authorization": "Bearer nope"}, {}, {"Authorization": "Basic x"}):
+            answer = await call(http, url, headers=headers)
+            assert answer.status == 401
+            assert set(answer.json()) == TD_ERROR_KEYS
+
+
+async def test_talkdesk_unknown_type_or_id_is_404(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A wrong report type or job ID answers 404 with ``code``, ``message``, ``fields``."""
+    sim.add_job(TALKDESK, "j", report_type="calls")
+    auth = {"Authorization": "Bearer " + await token(http, sim)}
+    for path in ("talkdesk/data/reports/agents/jobs/j", TD_JOBS + "nope"):
+        answer = await call(http, sim.url + path, headers=auth)
+        assert answer.status == 404
+        assert set(answer.json()) == TD_ERROR_KEYS
+        assert answer.json()["fields"] == []
+
+
+# -- the job model as Talkdesk shows it ----------------------------------------------
+
+
+def test_talkdesk_goes_created_processing_uploading_done() -> None:
+    """Talkdesk statuses follow the job's life, ``uploading`` for the last 10% of items."""
+    job = make(api=TALKDESK, total=100, rate=10.0, created=T0 + 10)
+    assert talkdesk.status(job, T0) == "created"
+    assert talkdesk.status(job, T0 + 10) == "processing"
+    assert talkdesk.status(job, T0 + 18.9) == "processing"
+    assert talkdesk.status(job, T0 + 19) == "uploading"
+    assert talkdesk.status(job, T0 + 20) == "done"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "td_status"),
+    [("completed", "done"), ("failed", "failed"), ("canceled", "canceled"), ("deleted", "deleted")],
+)
+def test_outcomes_map_to_lower_case_final_statuses(outcome: str, td_status: str) -> None:
+    """Each outcome has a lower-case final status."""
+    assert talkdesk.status(make(api=TALKDESK, outcome=outcome), T0 + 100) == td_status
+
+
+def test_the_token_endpoint_is_a_fault_target_spared_by_star() -> None:
+    """``report_job_token`` is Talkdesk's second target; ``faults`` still exports its name."""
+    assert talkdesk.VENDOR.targets == (TALKDESK, "report_job_token")
+    assert faults.TOKEN_TARGET == talkdesk.TOKEN_TARGET == talkdesk.VENDOR.targets[1]
+    assert SPARED_TARGETS == ("report_job_token",)

@@ -1,0 +1,86 @@
+"""Every API the exporter supports is complete: simulator, demo, tests and reserved labels.
+
+``docs/adding-a-vendor.md`` lists what a new API needs; this checks it is there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from exporter.config import Config
+from exporter.config._jobs import RESERVED_LABELS
+from exporter.model import Response
+from exporter.simulator import DEMO_JOBS, SimJob, Simulator
+from exporter.simulator.demo import demo_config
+from exporter.simulator.vendors import VENDORS, vendor_url
+from exporter.vendors import REGISTRY
+
+TESTS = Path(__file__).parent.parent
+APIS = sorted(REGISTRY)
+T0 = 1_700_000_000.0
+
+
+def module_of(api: str) -> str:
+    """Return the name of the module in ``exporter/vendors/`` that parses ``api``."""
+    return REGISTRY[api].parse_job.__module__.rpartition(".")[2]
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[Config]:
+    """Build the ``--demo`` config against a running simulator."""
+    async with Simulator() as sim:
+        yield demo_config(sim)
+
+
+def test_the_simulator_serves_exactly_the_registered_apis() -> None:
+    """No API lacks a simulator module and the simulator has none the exporter lacks."""
+    assert sorted(VENDORS) == APIS
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_each_api_is_simulated_by_the_module_of_its_parser_name(api: str) -> None:
+    """``simulator/vendors/<name>.py`` simulates what ``exporter/vendors/<name>.py`` parses."""
+    vendor = VENDORS[api]
+    assert vendor.api == api
+    assert vendor.answer.__module__ == f"exporter.simulator.vendors.{module_of(api)}"
+    assert vendor.source.__module__ == vendor.answer.__module__
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_demo_watches_the_demo_jobs_of_each_api(demo: Config, api: str) -> None:
+    """The ``--demo`` config has a source of each API watching at least its demo jobs."""
+    watched = {job.id for source in demo.sources if source.api == api for job in source.jobs}
+    assert len(DEMO_JOBS[api]) >= 1
+    assert set(DEMO_JOBS[api]) <= watched
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_each_api_has_parser_and_simulator_tests(api: str) -> None:
+    """``tests/vendors/test_<name>.py`` and ``tests/simulator/vendors/test_<name>.py`` exist."""
+    name = module_of(api)
+    assert (TESTS / "vendors" / f"test_{name}.py").is_file()
+    assert (TESTS / "simulator" / "vendors" / f"test_{name}.py").is_file()
+
+
+def test_reserved_labels_include_every_apis_info_labels() -> None:
+    """A job label may not take a name the exporter's ``batchjob_info`` uses for any API."""
+    for spec in REGISTRY.values():
+        assert spec.info_labels <= RESERVED_LABELS
+    assert {"source", "job_id", "api", "vendor_status", "code", "status", "origin"} <= (
+        RESERVED_LABELS
+    )
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("elapsed", [5.0, 100.0])
+def test_info_labels_are_what_the_parser_reads_from_the_simulator(api: str, elapsed: float) -> None:
+    """The spec's ``info_labels`` are the info keys its parser finds in the simulated answer."""
+    job = SimJob(api=api, id="job-1", created=T0, total=100, rate=10.0)
+    answer = VENDORS[api].answer(job, T0 + elapsed, vendor_url("http://127.0.0.1:9/", api))
+    response = Response(answer.status, dict(answer.headers), json.dumps(answer.body).encode())
+    snapshot = REGISTRY[api].parse_job(response)
+    assert {key for key, _ in snapshot.info} == REGISTRY[api].info_labels
