@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Self
 
 from aiohttp import web
 
@@ -22,16 +23,17 @@ class Listener:
     ``host`` ``""`` means every interface; ``port`` 0 picks a free port, and
     :attr:`port` is the bound one once started.  Each start builds a new
     application, so a listener may be started again after :meth:`close`.
+    A server subclasses it and passes its own application factory.
     """
 
     def __init__(self, app: Callable[[], web.Application], *, host: str, port: int) -> None:
-        self._app = app
+        self._make_app = app
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
         self.port = port
 
-    async def __aenter__(self) -> Listener:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -47,7 +49,7 @@ class Listener:
         """Bind and serve; on any failure, nothing it started is left running."""
         if self._runner is not None:
             raise RuntimeError("already serving: close() first")
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(self._make_app(), access_log=None, handle_signals=False)
         try:
             await runner.setup()  # runs the app's startup hooks
             await web.TCPSite(runner, self._host or None, self._port).start()

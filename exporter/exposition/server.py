@@ -57,7 +57,7 @@ def coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-class MetricsServer:
+class MetricsServer(Listener):
     """An aiohttp server on one address; an async context manager with :meth:`close`."""
 
     def __init__(
@@ -74,27 +74,7 @@ class MetricsServer:
         self._render = render
         self._health = health
         self._ready = ready
-        self._listener = Listener(self._app, host=host, port=port)
-
-    @property
-    def port(self) -> int:
-        """The port asked for, or once started the one bound (port 0 picks one)."""
-        return self._listener.port
-
-    async def __aenter__(self) -> MetricsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        """Bind and serve; a failure to bind leaves nothing running."""
-        await self._listener.start()
-
-    async def close(self) -> None:
-        """Stop serving; safe to call twice."""
-        await self._listener.close()
+        super().__init__(self._app, host=host, port=port)
 
     def _app(self) -> web.Application:
         app = web.Application()

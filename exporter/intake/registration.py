@@ -100,7 +100,7 @@ def parse_labels(body: bytes) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-class JobsApiServer:
+class JobsApiServer(Listener):
     """The registration API on its own listener; an async context manager.
 
     ``monotonic`` times the token file's re-checks (at most one a second).
@@ -118,27 +118,7 @@ class JobsApiServer:
         self._registry = registry
         self._token = Secret(file=token_file) if token_file else None
         self._secrets = SecretCache(monotonic)
-        self._listener = Listener(self._app, host=host, port=port)
-
-    @property
-    def port(self) -> int:
-        """The port asked for, or once started the one bound (port 0 picks one)."""
-        return self._listener.port
-
-    async def __aenter__(self) -> JobsApiServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        """Bind and serve; a failure to bind leaves nothing running."""
-        await self._listener.start()
-
-    async def close(self) -> None:
-        """Stop serving; safe to call twice."""
-        await self._listener.close()
+        super().__init__(self._app, host=host, port=port)
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)

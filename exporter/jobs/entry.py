@@ -18,28 +18,8 @@ from exporter.model import Snapshot
 __all__ = ["JobEntry", "JobView", "Saved"]
 
 
-class JobView(Protocol):
-    """A watched job as its readers see it: no field can be assigned through it."""
-
-    @property
-    def key(self) -> JobKey:
-        """(source, job_id)."""
-        ...
-
-    @property
-    def api(self) -> str:
-        """The API the job is polled through."""
-        ...
-
-    @property
-    def origin(self) -> Origin:
-        """Where the job came from: the config, the API or the watch dir."""
-        ...
-
-    @property
-    def labels(self) -> Labels:
-        """The job's own labels, as the config or registration gave them (no origin)."""
-        ...
+class Saved(Protocol):
+    """A job's state as the table keeps it and a previous run saved it (a state record)."""
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -76,6 +56,30 @@ class JobView(Protocol):
         """Wall time when a finished job's series go."""
         ...
 
+
+class JobView(Saved, Protocol):
+    """A watched job as its readers see it: no field can be assigned through it."""
+
+    @property
+    def key(self) -> JobKey:
+        """(source, job_id)."""
+        ...
+
+    @property
+    def api(self) -> str:
+        """The API the job is polled through."""
+        ...
+
+    @property
+    def origin(self) -> Origin:
+        """Where the job came from: the config, the API or the watch dir."""
+        ...
+
+    @property
+    def labels(self) -> Labels:
+        """The job's own labels, as the config or registration gave them (no origin)."""
+        ...
+
     @property
     def finished(self) -> bool:
         """Whether the last good poll found the job finished."""
@@ -83,45 +87,6 @@ class JobView(Protocol):
 
     def duration_bounds(self) -> tuple[float | None, float | None]:
         """Start and end of the job's duration; the end is ``None`` while it runs."""
-        ...
-
-
-class Saved(Protocol):
-    """A job's state as a previous run saved it (a state record), for the table to restore."""
-
-    @property
-    def first_seen(self) -> float | None:
-        """See :attr:`JobView.first_seen`."""
-        ...
-
-    @property
-    def seen_finished(self) -> float | None:
-        """See :attr:`JobView.seen_finished`."""
-        ...
-
-    @property
-    def snapshot(self) -> Snapshot | None:
-        """See :attr:`JobView.snapshot`."""
-        ...
-
-    @property
-    def errors_by_code(self) -> tuple[tuple[str, int], ...] | None:
-        """See :attr:`JobView.errors_by_code`."""
-        ...
-
-    @property
-    def poll_success(self) -> bool | None:
-        """See :attr:`JobView.poll_success`."""
-        ...
-
-    @property
-    def last_success(self) -> float | None:
-        """See :attr:`JobView.last_success`."""
-        ...
-
-    @property
-    def expires_at(self) -> float | None:
-        """See :attr:`JobView.expires_at`."""
         ...
 
 
