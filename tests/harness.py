@@ -59,15 +59,17 @@ class Harness:
         self,
         sources: str,
         global_: str = "",
+        *,
         max_jobs: int = 10_000,
         path: Path | None = None,
         store: Store | None = None,
+        retention: str = "2m",
     ) -> Exporter:
         """Start an exporter on ``sources`` (YAML source blocks) with a 10 s interval.
 
         With ``path``, the config is written there and the exporter can reload it.
         """
-        text = self.config_text(sources, global_)
+        text = self.config_text(sources, global_, retention)
         if path is not None:
             path.write_text(text, encoding="utf-8")  # noqa: ASYNC240 - a small file, before start
         config = parse_config(text, str(path or "test.yaml"), REGISTRY)
@@ -84,10 +86,10 @@ class Harness:
         return self.exporter
 
     @staticmethod
-    def config_text(sources: str, global_: str = "") -> str:
+    def config_text(sources: str, global_: str = "", retention: str = "2m") -> str:
         """The config file :meth:`start` uses."""
         return (
-            "global:\n  poll_interval: 10s\n  finished_job_retention: 2m\n"
+            f"global:\n  poll_interval: 10s\n  finished_job_retention: {retention}\n"
             f"{global_}sources:\n{sources}"
         )
 

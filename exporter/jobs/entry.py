@@ -56,6 +56,16 @@ class Saved(Protocol):
         """Wall time when a finished job's series go."""
         ...
 
+    @property
+    def pending_finish(self) -> Snapshot | None:
+        """The finished snapshot whose errors listing is still being read; recorded after it."""
+        ...
+
+    @property
+    def pending_finish_at(self) -> float | None:
+        """Wall time of the job request that saw :attr:`pending_finish`."""
+        ...
+
 
 class JobView(Saved, Protocol):
     """A watched job as its readers see it: no field can be assigned through it."""
@@ -107,6 +117,8 @@ class JobEntry:
     not_found_streak: int = 0  # 404s in a row: only a few of them mean the job is gone
     failures: int = 0  # failed polls in a row, for the job's backoff
     expires_at: float | None = None
+    pending_finish: Snapshot | None = None
+    pending_finish_at: float | None = None
 
     @property
     def finished(self) -> bool:

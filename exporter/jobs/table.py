@@ -109,6 +109,10 @@ class JobTable:
         entry.snapshot, entry.errors_by_code = saved.snapshot, saved.errors_by_code
         entry.poll_success, entry.last_success = saved.poll_success, saved.last_success
         entry.expires_at = saved.expires_at
+        entry.pending_finish, entry.pending_finish_at = (
+            saved.pending_finish,
+            saved.pending_finish_at,
+        )
         if entry.expires_at is not None:
             heapq.heappush(self._expiry, (entry.expires_at, key))
         self._changed(entry)
@@ -142,6 +146,7 @@ class JobTable:
             if entry.expires_at is None:
                 entry.expires_at = now + self._retention
                 heapq.heappush(self._expiry, (entry.expires_at, key))
+            entry.pending_finish = entry.pending_finish_at = None
         entry.snapshot = snap
         entry.poll_success = True
         entry.last_success = now
@@ -149,6 +154,16 @@ class JobTable:
         entry.failures = 0
         self._changed(entry)
         return entry
+
+    def record_pending_finish(self, key: JobKey, snap: Snapshot, now: float) -> None:
+        """The job was seen finished at ``now``; it is recorded so once its errors are read.
+
+        Kept (and saved across a restart) so that the listing is read without asking
+        for the job again: the vendor's budget pays for each request.
+        """
+        entry = self._jobs[key]
+        entry.pending_finish, entry.pending_finish_at = snap, now
+        self._changed(entry)
 
     def record_errors(self, key: JobKey, counts: tuple[tuple[str, int], ...]) -> None:
         """Store a job's failed items by error code (read once it finished)."""

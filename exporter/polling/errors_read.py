@@ -1,8 +1,10 @@
 """A finished job's errors endpoint, read page by page through the source's gate.
 
-A read the gate defers (the job request just used the source's rate slot) is
-kept by the poller, and the next poll goes on from the page it could not send,
-so a rate-capped source still finishes every job instead of restarting forever.
+A read the gate defers (the job request just used the source's rate slot), or
+whose page fails (a 5xx, a timeout, a body that does not parse), is kept by the
+poller, and the next poll goes on from that page: the job request is not sent
+again, and no page is counted twice.  A read that keeps failing is abandoned
+(:meth:`ErrorsRead.give_up`): the job is recorded finished with what was read.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from exporter.model import Response, Snapshot, VendorError
 from exporter.polling.outcomes import PollFailed
 from exporter.polling.runtime import PollClient, Runtime
 
-__all__ = ["MAX_ERROR_PAGES", "ErrorsRead", "read_errors"]
+__all__ = ["MAX_ERROR_PAGES", "MAX_READ_FAILURES", "ErrorsRead", "read_errors"]
 
 LOG = logging.getLogger(__name__)
 
 # An errors endpoint that never stops paging is a vendor bug, not a reason to loop forever.
 MAX_ERROR_PAGES = 1000
+# A listing failing this many times in a row (or for the finished-job retention) is given up.
+MAX_READ_FAILURES = 20
 
 # One request through the source's gate: the poller's, which raises on anything but an answer.
 Get = Callable[[Runtime[PollClient], URL], Awaitable[Response]]
@@ -40,6 +44,26 @@ class ErrorsRead:
     token: str | None = None
     seen: set[str] = field(default_factory=set)
     pages: int = 0
+    failures: int = 0  # failed pages in a row
+    failing_since: float | None = None  # monotonic time of the first of them
+
+    def add(self, counts: tuple[tuple[str, int], ...]) -> None:
+        """One more page read: its counts join the totals, and the failures in a row end."""
+        self.pages += 1
+        self.failures, self.failing_since = 0, None
+        for code, n in counts:
+            self.totals[code] = self.totals.get(code, 0) + n
+
+    def failed(self, now: float) -> None:
+        """A page failed at monotonic time ``now``; the read resumes from it."""
+        self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = now
+
+    def give_up(self, now: float, within: float) -> bool:
+        """Whether the listing has failed too often, or for longer than ``within`` seconds."""
+        since = self.failing_since
+        return self.failures >= MAX_READ_FAILURES or (since is not None and now - since >= within)
 
 
 async def read_errors(
@@ -62,9 +86,7 @@ async def read_errors(
         except VendorError as exc:
             LOG.warning("errors of %s/%s: %s", source.name, job_id, exc)
             raise PollFailed(exc.reason) from None
-        read.pages += 1
-        for code, n in page.counts:
-            read.totals[code] = read.totals.get(code, 0) + n
+        read.add(page.counts)
         token = page.next_token
         if token is None or token in read.seen:
             return

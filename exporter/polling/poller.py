@@ -109,18 +109,23 @@ class Poller:
         key = entry.key
         read = self._reads.pop(key, None)
         if read is None or read.entry is not entry:
-            snap = await self._job(entry, src)
-            if snap is None:
-                return None
-            # A job the vendor does not know has no errors to read: its errors endpoint is a
-            # 404 too, and treating that as a failed poll would keep it from not_found forever.
-            if (
-                not snap.status.finished
-                or snap.status is Status.NOT_FOUND
-                or src.spec.parse_errors_page is None
-            ):
-                return self._succeeded(entry, src, snap)
-            read = ErrorsRead(entry, snap, self._clock.time())
+            if entry.pending_finish is not None and entry.pending_finish_at is not None:
+                # Seen finished before a restart: read its listing afresh, not the job again.
+                read = ErrorsRead(entry, entry.pending_finish, entry.pending_finish_at)
+            else:
+                snap = await self._job(entry, src)
+                if snap is None:
+                    return None
+                # A job the vendor does not know has no errors to read: its errors endpoint is
+                # a 404 too, and a failed poll for that would keep it from not_found forever.
+                if (
+                    not snap.status.finished
+                    or snap.status is Status.NOT_FOUND
+                    or src.spec.parse_errors_page is None
+                ):
+                    return self._succeeded(entry, src, snap)
+                read = ErrorsRead(entry, snap, self._clock.time())
+                self._table.record_pending_finish(key, snap, read.seen_at)
         try:
             await read_errors(src, read, self._get, max_pages=self._max_error_pages)
         except Deferred:
@@ -128,6 +133,23 @@ class Poller:
             # on from the page it could not send, so the read finishes instead of restarting.
             self._keep(key, read)
             raise
+        except PollFailed as failed:
+            if self._table.get(key) is not entry:
+                raise
+            now = self._clock.monotonic()
+            read.failed(now)
+            if not read.give_up(now, self._table.retention):
+                self._keep(key, read)  # resumed from the failed page, after the usual backoff
+                raise
+            self._stats.poll_failed(key[0], failed.reason)
+            LOG.warning(
+                "errors of %s/%s: listing failed %d times in a row (%s); "
+                "recording the job finished with the %d pages read",
+                *key,
+                read.failures,
+                failed.reason,
+                read.pages,
+            )
         if self._table.get(key) is not entry:
             return None
         self._table.record_errors(key, tuple(sorted(read.totals.items())))

@@ -23,7 +23,7 @@ from exporter.simulator.state import SimState
 JOB_KEYS = frozenset(
     {"total", "rate", "error_every", "outcome", "start_delay", "report_type", "name"}
 )
-FAULT_KEYS = frozenset({"kind", "retry_after", "count", "delay", "size"})
+FAULT_KEYS = frozenset({"kind", "retry_after", "count", "delay", "size", "every"})
 
 
 class BadInput(Exception):

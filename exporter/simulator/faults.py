@@ -35,7 +35,9 @@ class Fault:
     ``retry_after`` is sent verbatim as ``Retry-After`` by ``rate_limit`` and
     ``unavailable``; ``count`` is how many requests the fault hits before it
     clears itself (``None``: until cleared); ``delay`` is the ``slow`` wait in
-    seconds; ``size`` is the ``huge`` body length in bytes (0: 1 MiB).
+    seconds; ``size`` is the ``huge`` body length in bytes (0: 1 MiB);
+    ``every`` makes it hit only every so many requests (7: one answer in seven,
+    a flaky vendor, deterministically).
     """
 
     kind: str
@@ -43,6 +45,7 @@ class Fault:
     count: int | None = None
     delay: float = 0.0
     size: int = 0
+    every: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -66,6 +69,8 @@ class Fault:
             raise ValueError(f"delay must be a finite non-negative number, got {self.delay!r}")
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
             raise ValueError(f"size must be a non-negative integer, got {self.size!r}")
+        if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1:
+            raise ValueError(f"every must be a positive integer, got {self.every!r}")
 
     @property
     def body_size(self) -> int:
@@ -91,6 +96,7 @@ class FaultTable:
         self.targets = tuple(targets)
         self._spared = frozenset(spared)
         self._faults: dict[str, tuple[Fault, int | None]] = {}
+        self._passed: dict[str, int] = {}  # requests since the last hit, for ``every``
 
     def check(self, target: str) -> str:
         """Return ``target`` if faults can be set on it, else raise ``ValueError``."""
@@ -99,10 +105,12 @@ class FaultTable:
     def set(self, target: str, fault: Fault) -> None:
         """Install ``fault`` on ``target``, replacing any fault already there."""
         self._faults[self.check(target)] = (fault, fault.count)
+        self._passed.pop(target, None)
 
     def clear(self) -> None:
         """Remove every fault."""
         self._faults.clear()
+        self._passed.clear()
 
     def take(self, target: str) -> Fault | None:
         """Return the fault for the next request to ``target``, using up one of its count.
@@ -116,6 +124,11 @@ class FaultTable:
             if entry is None:
                 continue
             fault, remaining = entry
+            if fault.every > 1:
+                passed = self._passed.get(key, 0) + 1
+                self._passed[key] = passed % fault.every
+                if passed < fault.every:
+                    continue  # spared this time: a flaky vendor answers most requests
             if remaining is None:
                 return fault
             if remaining <= 1:

@@ -40,11 +40,15 @@ class JobRecord:
     poll_success: bool | None
     last_success: float | None
     expires_at: float | None  # wall time when a finished job's series go
+    # Seen finished, errors listing not read yet: the listing resumes without the job request.
+    pending_finish: Snapshot | None = None
+    pending_finish_at: float | None = None
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(JobRecord))
 _SNAPSHOT_FIELDS = tuple(f.name for f in fields(Snapshot))
 _ORIGINS = tuple(o.value for o in Origin)
+_SNAPSHOTS = ("snapshot", "pending_finish")
 
 
 def from_entry(entry: JobView) -> JobRecord:
@@ -52,16 +56,17 @@ def from_entry(entry: JobView) -> JobRecord:
     return JobRecord(
         *entry.key, entry.api, entry.origin, entry.labels, entry.first_seen, entry.seen_finished,
         entry.snapshot, entry.errors_by_code, entry.poll_success, entry.last_success,
-        entry.expires_at,
+        entry.expires_at, entry.pending_finish, entry.pending_finish_at,
     )  # fmt: skip
 
 
 def encode(record: JobRecord) -> str:
     """``record`` as one line of JSON."""
     doc = {name: getattr(record, name) for name in _RECORD_FIELDS}
-    if (snap := record.snapshot) is not None:
-        doc["snapshot"] = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}
-        doc["snapshot"]["status"] = snap.status.value
+    for name in _SNAPSHOTS:
+        if (snap := doc[name]) is not None:
+            doc[name] = {field: getattr(snap, field) for field in _SNAPSHOT_FIELDS}
+            doc[name]["status"] = snap.status.value
     return _ENCODER.encode(doc)
 
 
@@ -138,6 +143,8 @@ def decode(text: str) -> JobRecord:
             poll_success=_opt(doc.get("poll_success"), _bool),
             last_success=_opt(doc.get("last_success"), _float),
             expires_at=_opt(doc.get("expires_at"), _float),
+            pending_finish=_opt(doc.get("pending_finish"), _snapshot),
+            pending_finish_at=_opt(doc.get("pending_finish_at"), _float),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"not a job record: {exc!r}") from exc

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from exporter.jobs.keys import Origin
+from exporter.model import Response, Snapshot, Status
+from exporter.polling.errors_read import MAX_READ_FAILURES
 from exporter.simulator import Fault
 from exporter.simulator.jobs import error_code_counts
+from exporter.state.records import JobRecord
+from exporter.state.storage import SqliteStore
 from tests.harness import EVO, Harness, source_yaml
-from tests.polling.test_poller_paths import DONE, A, answer, rig
+from tests.polling.test_poller_paths import DONE, SOURCE, SPEC, A, Rig, answer, rig
 
 MakeHarness = Callable[..., Awaitable[Harness]]
 
@@ -102,9 +109,10 @@ async def test_a_429_on_an_errors_page_is_honoured_and_the_read_completes(
     h.sim.set_fault(EVO, Fault("rate_limit", retry_after="40", count=1))
     await advance_until(h, lambda: any(r.status == 429 for r in h.sim.requests), "a 429")
     limited = next(r.time for r in h.sim.requests if r.status == 429)
-    await h.advance(110)
+    # The read goes on from the page the 429 refused: the finish stays as first seen, so
+    # the job is checked before its retention (2 min from that sight) takes it away.
+    await advance_until(h, lambda: h.status("evo", "r") == "completed", "the read to finish")
     assert not [t for t in evo_times(h) if limited < t < limited + 40]
-    assert h.status("evo", "r") == "completed"
     assert errors_by_code(h, "r") == expected_codes(10)
     assert within_cap(h), evo_times(h)
 
@@ -129,3 +137,168 @@ async def test_hitting_the_errors_page_limit_warns_once(caplog: pytest.LogCaptur
     assert [(rec.levelno, rec.getMessage()) for rec in truncated] == [
         (logging.WARNING, "errors of src/a: stopped after 3 pages; its error counts are truncated")
     ]
+
+
+def page(counts: dict[str, int], nxt: str | None = None) -> Response:
+    """One errors page of the fake API."""
+    return answer(200, {"counts": counts, **({"next": nxt} if nxt else {})})
+
+
+async def poll_until_done(r: Rig, polls: int) -> list[float | None]:
+    """Poll job A up to ``polls`` times, waiting each returned delay; the delays returned."""
+    delays: list[float | None] = []
+    for _ in range(polls):
+        delay = await r.poller.poll(A)
+        delays.append(delay)
+        if delay is None:
+            break
+        r.clock.advance(delay)
+    return delays
+
+
+async def test_a_failed_errors_page_is_retried_from_itself_without_the_job_request() -> None:
+    """A 5xx, then a timeout, mid-listing: each poll resumes there; nothing counted twice."""
+    r = rig(jobs=("a",))
+    r.client.script = [DONE, page({"E": 2}, "p0"), answer(500), "timeout", page({"E": 3, "F": 1})]
+    delays = await poll_until_done(r, 5)
+    assert len(delays) == 3
+    assert delays[-1] is None
+    assert r.paths() == [
+        "/jobs/a",
+        "/jobs/a/errors",
+        "/jobs/a/errors?pageToken=p0",
+        "/jobs/a/errors?pageToken=p0",
+        "/jobs/a/errors?pageToken=p0",
+    ]
+    entry = r.table.get(A)
+    assert entry is not None
+    assert (entry.finished, entry.errors_by_code) == (True, (("E", 5), ("F", 1)))
+    assert (entry.pending_finish, entry.pending_finish_at) == (None, None)
+    assert r.stats.failed == Counter({(SOURCE, "server_error"): 1, (SOURCE, "timeout"): 1})
+
+
+async def test_the_finish_is_recorded_as_the_job_request_saw_it() -> None:
+    """After failed pages, the last good poll is the job request's time, not the last page's."""
+    r = rig(jobs=("a",))
+    seen = r.clock.time()
+    r.client.script = [DONE, answer(500), page({"E": 1})]
+    await poll_until_done(r, 3)
+    entry = r.table.get(A)
+    assert entry is not None
+    assert r.clock.time() > seen
+    assert (entry.last_success, entry.seen_finished, entry.first_seen) == (seen,) * 3
+
+
+async def test_a_listing_that_keeps_failing_is_given_up_after_twenty_tries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Twenty failed pages in a row: the job is finished with what was read, and one warning."""
+    r = rig(jobs=("a",))
+    r.table.retention = 86_400.0  # the backoff would reach a shorter retention first
+    r.client.script = [DONE, page({"E": 2}, "p0")]
+    r.client.default = answer(503)
+    caplog.set_level(logging.WARNING, logger="exporter.polling.poller")
+    delays = await poll_until_done(r, 30)
+    assert len(delays) == MAX_READ_FAILURES
+    assert delays[-1] is None
+    assert r.paths() == ["/jobs/a", "/jobs/a/errors"] + ["/jobs/a/errors?pageToken=p0"] * 20
+    entry = r.table.get(A)
+    assert entry is not None
+    assert (entry.finished, entry.errors_by_code, entry.poll_success) == (True, (("E", 2),), True)
+    given_up = [
+        rec.getMessage() for rec in caplog.records if "recording the job" in rec.getMessage()
+    ]
+    assert given_up == [
+        "errors of src/a: listing failed 20 times in a row (server_error); "
+        "recording the job finished with the 1 pages read"
+    ]
+    assert r.stats.failed == Counter({(SOURCE, "server_error"): 20})
+
+
+async def test_a_listing_failing_for_the_retention_is_given_up_sooner() -> None:
+    """With a short retention the read is abandoned once it has failed that long."""
+    r = rig(jobs=("a",))
+    r.table.retention = 30.0
+    r.client.script = [DONE]
+    r.client.default = answer(500)
+    delays = await poll_until_done(r, 30)
+    assert delays[-1] is None
+    assert 2 < len(delays) < MAX_READ_FAILURES
+    waited = sum(d for d in delays if d is not None)
+    assert waited >= 30.0
+    assert waited - (delays[-2] or 0.0) < 30.0  # given up at the first failure past 30 s
+    entry = r.table.get(A)
+    assert entry is not None
+    assert (entry.finished, entry.errors_by_code) == (True, ())
+
+
+async def test_a_job_seen_finished_before_a_restart_reads_its_listing_not_the_job() -> None:
+    """A restored pending finish reads the listing from the first page; the job is not asked."""
+    r = rig(jobs=())
+    done = Snapshot(Status.COMPLETED, "completed", remaining_items=0)
+    saved = JobRecord(
+        SOURCE, "a", SPEC.name, Origin.API, (), 900.0, None, None, None, False, 900.0, None,
+        pending_finish=done, pending_finish_at=950.0,
+    )  # fmt: skip
+    r.table.restore(A, SPEC.name, (), Origin.API, saved)
+    r.clock.advance(1_000.0)
+    r.client.script = [page({"E": 1}, "p0"), page({"E": 1})]
+    assert await r.poller.poll(A) is None
+    assert r.paths() == ["/jobs/a/errors", "/jobs/a/errors?pageToken=p0"]
+    entry = r.table.get(A)
+    assert entry is not None
+    assert (entry.snapshot, entry.errors_by_code, entry.last_success) == (done, (("E", 2),), 950.0)
+    assert entry.pending_finish is None
+
+
+async def test_against_a_flaky_vendor_each_finished_report_is_asked_for_once(
+    make_harness: MakeHarness,
+) -> None:
+    """One answer in seven fails: each job's report is read once after its finish, listing whole."""
+    h = await make_harness(errors_page_size=2)
+    jobs = [f"j{i}" for i in range(40)]
+    for i, job_id in enumerate(jobs):
+        h.sim.add_job(EVO, job_id, total=12 + 4 * (i % 5), rate=0.5 + i % 3, error_every=1 + i % 4)
+    h.sim.set_fault(EVO, Fault("server_error", every=7))
+    await h.start(source_yaml(h.sim, EVO, "evo", jobs), retention="1h")
+    await h.advance(900)
+    now = h.clock.time()
+    failed = [r for r in h.sim.requests if r.status == 500]
+    assert len(failed) >= len(h.sim.requests) // 8  # the vendor really was flaky
+    for job_id in jobs:
+        job = h.sim.find_job(EVO, job_id)
+        assert job is not None
+        finish = job.finished_at(now)
+        assert finish is not None
+        asked = [
+            r.status
+            for r in h.sim.requests
+            if r.job_id == job_id and "/errors" not in r.raw_path and r.time >= finish
+        ]
+        assert asked.count(200) == 1, (job_id, asked)
+        assert h.status("evo", job_id) == "completed"
+        assert errors_by_code(h, job_id) == expected_codes(job.errors(now)), job_id
+
+
+async def test_after_a_restart_an_unfinished_listing_is_read_without_the_job_request(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Seen finished, listing failed, exporter restarted on its state file: listing only."""
+    db = str(tmp_path / "state.db")
+    h = await make_harness(errors_page_size=2)
+    h.sim.add_job(EVO, "r", total=20, rate=20, error_every=2)  # 10 errors, 5 pages
+    h.clock.advance(5)
+    h.sim.set_fault(EVO, Fault("server_error", every=2))  # the job request passes, page 1 fails
+    await h.start(source_yaml(h.sim, EVO, "evo", ["r"]), store=SqliteStore(db))
+    await advance_until(h, lambda: any(r.status == 500 for r in h.sim.requests), "a failed page")
+    assert h.exporter is not None
+    await h.exporter.close()
+    h.sim.clear_faults()
+    before = len(h.sim.requests)
+    await h.start(source_yaml(h.sim, EVO, "evo", ["r"]), store=SqliteStore(db))
+    await advance_until(h, lambda: h.status("evo", "r") == "completed", "the listing read")
+    after = [r.raw_path.rsplit("/", 2)[-2:] for r in h.sim.requests[before:]]
+    assert len(after) == 5  # five pages from the first, and not the job request
+    assert after[0] == ["r", "errors"]
+    assert all(part[1].startswith("errors?pageToken=") for part in after[1:])
+    assert errors_by_code(h, "r") == expected_codes(10)

@@ -148,6 +148,27 @@ async def test_counted_fault_clears_itself_and_star_spares_the_token_endpoint(
     assert (await call(http, sim.url + TD_JOBS + "x", headers=auth)).status == 200
 
 
+async def test_an_every_fault_hits_one_request_in_so_many(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """``every=3`` fails the 3rd, 6th, ... request; with ``count=1`` only the first of those."""
+    sim.add_job(FULLSTORY, "x")
+    url = sim.url + FS_BATCH + "x"
+    sim.set_fault(FULLSTORY, Fault("server_error", every=3))
+    statuses = [(await call(http, url, headers=FS_HEADERS)).status for _ in range(7)]
+    assert statuses == [200, 200, 500, 200, 200, 500, 200]
+    sim.set_fault(FULLSTORY, Fault("server_error", every=2, count=1))
+    statuses = [(await call(http, url, headers=FS_HEADERS)).status for _ in range(5)]
+    assert statuses == [200, 500, 200, 200, 200]
+
+
+@pytest.mark.parametrize("every", [0, -1, True, 1.5])
+def test_every_must_be_a_positive_integer(every: object) -> None:
+    """A fault's ``every`` is a positive integer."""
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        Fault("server_error", every=every)  # type: ignore[arg-type]
+
+
 async def test_token_endpoint_fault_target(sim: Simulator, http: aiohttp.ClientSession) -> None:
     """Faults on ``report_job_token`` hit only the OAuth2 token endpoint."""
     sim.add_job(TALKDESK, "x")

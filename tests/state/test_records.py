@@ -81,6 +81,8 @@ _records = st.builds(
     poll_success=_opt(st.booleans()),
     last_success=_opt(_numbers),
     expires_at=_opt(_numbers),
+    pending_finish=_opt(_snapshots),
+    pending_finish_at=_opt(_numbers),
 )
 
 
