@@ -80,6 +80,7 @@ class ErrorsPage:
 
     counts: tuple[tuple[str, int], ...]
     next_token: str | None
+    total: int | None = None  # the listing's own count of failures, where the API sends one
 
 
 class VendorError(Exception):

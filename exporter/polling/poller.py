@@ -27,7 +27,6 @@ from exporter.polling.errors_read import MAX_ERROR_PAGES, ErrorsRead, read_error
 from exporter.polling.gate import Backoff, parse_retry_after
 from exporter.polling.outcomes import Deferred, PollFailed
 from exporter.polling.runtime import PollClient, Runtime
-from exporter.vendors.base import error_detail
 
 LOG = logging.getLogger(__name__)
 
@@ -173,7 +172,7 @@ class Poller:
             except VendorError as exc:
                 LOG.warning("job %s/%s: %s", source, job_id, exc)
                 raise PollFailed(exc.reason) from None
-        detail = error_detail(resp) or f"HTTP {resp.status}"
+        detail = src.spec.error_text(resp) or f"HTTP {resp.status}"
         LOG.warning("job %s/%s: unexpected answer: %s", source, job_id, detail)
         raise PollFailed("unexpected_status")
 
@@ -266,7 +265,7 @@ class Poller:
         gate = src.gate
         gate.hold(now, max(AUTH_RETRY, src.interval))
         if not src.auth_failing:
-            detail = error_detail(resp) or ""
+            detail = src.spec.error_text(resp) or ""
             LOG.error(
                 "source %s: credentials refused%s (HTTP %d) %s",
                 src.client.source.name,

@@ -26,6 +26,14 @@ class ApiSpec:
     ``parse_errors_page``: the poller reads every page once the job finishes.
     ``info_labels`` are the ``batchjob_info`` label names ``parse_job`` may
     put in :attr:`Snapshot.info`; the config reserves them for the exporter.
+    ``default_page_token_param`` names the errors listing's page-token query
+    parameter; ``errors_pending_statuses`` are listing answers that mean "not
+    ready, ask again later" (not a failure); ``errors_while_running`` says the
+    listing answers while the job runs.  ``describe_error`` quotes the
+    vendor's error body for a log line (default: :func:`error_detail`).
+    ``signature_key`` and ``sign`` are an API's request signing: the source
+    key that configures it, and the headers for one request
+    (``sign(path, unix_seconds, key_id, secret)``).
     """
 
     name: str
@@ -37,6 +45,17 @@ class ApiSpec:
     default_errors_path: str | None = None
     parse_errors_page: Callable[[Response], ErrorsPage] | None = field(default=None)
     info_labels: frozenset[str] = frozenset()
+    default_page_token_param: str = "pageToken"  # noqa: S105 - a query parameter name
+    errors_pending_statuses: frozenset[int] = frozenset()
+    errors_while_running: bool = False
+    describe_error: Callable[[Response], str | None] | None = None
+    signature_key: str | None = None
+    sign: Callable[[str, int, str, str], tuple[tuple[str, str], ...]] | None = None
+
+    def error_text(self, response: Response) -> str | None:
+        """The vendor's own words from an error answer, bounded, if it sent any."""
+        describe = self.describe_error or error_detail
+        return describe(response)
 
 
 MAX_QUOTED = 200
