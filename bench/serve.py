@@ -46,7 +46,12 @@ from exporter.model import Status
 from exporter.vendors import REGISTRY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-INFO_LABELS = ("api", "vendor_status", "origin", "team", "name", "format", "timezone")
+# The naive peer declares its labels up front: the exporter's own, the bench's team, and
+# whatever each vendor's parser may add (so a vendor added to the bench needs no edit here).
+INFO_LABELS = (
+    "api", "vendor_status", "origin", "team",
+    *sorted(set().union(*(spec.info_labels for spec in REGISTRY.values()))),
+)  # fmt: skip
 
 
 def build_exporter(n: int, seed: int, now: float) -> Exporter:

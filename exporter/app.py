@@ -26,13 +26,12 @@ from exporter.exposition.server import MetricsServer
 from exporter.intake.dirjobs import DirJobs
 from exporter.intake.reload import Reloader
 from exporter.intake.watchlist import Watchlist
-from exporter.jobs.entry import JobView
 from exporter.jobs.keys import JobKey
 from exporter.jobs.table import JobTable
 from exporter.polling.poller import Poller
 from exporter.polling.pool import SourcePool
 from exporter.polling.scheduler import Scheduler
-from exporter.state.records import from_entry
+from exporter.state.saving import Saving
 from exporter.state.statefile import StorageError
 from exporter.state.storage import MemoryStore, Store
 from exporter.vendors import REGISTRY
@@ -51,21 +50,6 @@ class Listen:
 
     host: str
     port: int
-
-
-class _Saving:
-    """Keeps the state store in step with the table (a table listener)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def changed(self, entry: JobView) -> None:
-        """Save the job's new record."""
-        self._store.put(from_entry(entry))
-
-    def removed(self, key: JobKey) -> None:
-        """Forget the job's record."""
-        self._store.delete(*key)
 
 
 class Exporter:
@@ -146,12 +130,12 @@ class Exporter:
         )
         self._scheduler = await self._stack.enter_async_context(scheduler)
         self._watch_task(scheduler.loop_task)
-        self.watchlist.scheduler = scheduler
+        self.watchlist.attach(scheduler)
         for key in self.watchlist.restore(records, self.config, self._clock.time()):
             store.delete(*key)
         restored = len(self.table)
         # Wired after the restore, which would otherwise write every job straight back.
-        self.table.subscribe(_Saving(store))
+        self.table.subscribe(Saving(store))
         self.watchlist.sync_config(self.config)
         await self._dir_jobs.watch(g.watch_dir)
         self._dir_jobs.prune()  # restored from files that are gone
@@ -203,7 +187,8 @@ class Exporter:
             LOG.error("state store: %s", exc)
         finally:
             await self._pool.close()
-        self._scheduler = self._server = self._reloader = self.watchlist.scheduler = None
+        self._scheduler = self._server = self._reloader = None
+        self.watchlist.attach(None)
 
     async def drain(self, within: float) -> None:
         """Start no new polls and give those in flight ``within`` to finish (SIGTERM)."""
@@ -282,9 +267,7 @@ class Exporter:
         while True:
             await self._clock.wait(never, TICK)
             n += 1
-            for key in self.table.expire(self._clock.time()):
-                if self._scheduler is not None:
-                    self._scheduler.cancel(key)
+            self.watchlist.expire(self._clock.time())
             self._dir_jobs.prune()
             if n % PROCESS_SAMPLE_EVERY == 0:
                 self.stats.sample_process()

@@ -71,8 +71,8 @@ class DirJobs:
 
     def prune(self) -> None:
         """Drop restored dir jobs no file lists, once every file could be read; then no more."""
-        if self._pruned:
-            return
+        if self._pruned or self._closed:
+            return  # closed: no watcher, so "no file lists them" would be untrue
         watcher = self._watcher
         if watcher is None:
             self._watchlist.prune(Origin.DIR, ())

@@ -39,12 +39,22 @@ class Watchlist:
         self._runtimes = runtimes
         self._rng = rng
         self._max_jobs = max_jobs_per_source
-        self.scheduler: Scheduler[JobKey] | None = None  # set while the exporter runs
+        self._scheduler: Scheduler[JobKey] | None = None  # attached while the exporter runs
 
     def _running(self) -> Scheduler[JobKey]:
-        if self.scheduler is None:
+        if self._scheduler is None:
             raise RuntimeError("the exporter is not running")
-        return self.scheduler
+        return self._scheduler
+
+    def attach(self, scheduler: Scheduler[JobKey] | None) -> None:
+        """Poll through ``scheduler`` from now on (``None``: the exporter stopped)."""
+        self._scheduler = scheduler
+
+    def expire(self, now: float) -> None:
+        """Drop finished jobs whose retention ran out at wall time ``now``, and their polls."""
+        for key in self._table.expire(now):
+            if self._scheduler is not None:
+                self._scheduler.cancel(key)
 
     def watch(self, source: str, job_id: str, labels: Labels, origin: Origin = Origin.API) -> bool:
         """Watch a job registered at run time; ``True`` if it was not watched yet.
@@ -70,8 +80,8 @@ class Watchlist:
         if entry is None or (only is not None and entry.origin != only):
             return False
         self._table.remove(key)
-        if self.scheduler is not None:
-            self.scheduler.cancel(key)
+        if self._scheduler is not None:
+            self._scheduler.cancel(key)
         return True
 
     def origin_of(self, source: str, job_id: str) -> Origin | None:

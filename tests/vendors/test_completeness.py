@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from exporter.config import Config
-from exporter.config._jobs import RESERVED_LABELS
+from exporter.config import Config, label_name_problem
 from exporter.model import Response
 from exporter.simulator import DEMO_JOBS, SimJob, Simulator
 from exporter.simulator.demo import demo_config
@@ -58,21 +58,46 @@ def test_the_demo_watches_the_demo_jobs_of_each_api(demo: Config, api: str) -> N
     assert set(DEMO_JOBS[api]) <= watched
 
 
+def imported_and_tests(path: Path) -> tuple[set[str], int]:
+    """The ``exporter...`` modules a test file imports, and how many tests it defines."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    tests = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            tests += node.name.startswith("test_")
+    return imported, tests
+
+
 @pytest.mark.parametrize("api", APIS)
-def test_each_api_has_parser_and_simulator_tests(api: str) -> None:
-    """``tests/vendors/test_<name>.py`` and ``tests/simulator/vendors/test_<name>.py`` exist."""
+@pytest.mark.parametrize(
+    ("folder", "package"), [("vendors", "exporter.vendors"), ("simulator/vendors", None)]
+)
+def test_each_api_has_parser_and_simulator_tests(
+    api: str, folder: str, package: str | None
+) -> None:
+    """``tests/<folder>/test_<name>.py`` exists, imports its module and has real tests."""
     name = module_of(api)
-    assert (TESTS / "vendors" / f"test_{name}.py").is_file()
-    assert (TESTS / "simulator" / "vendors" / f"test_{name}.py").is_file()
+    path = TESTS / folder / f"test_{name}.py"
+    assert path.is_file()
+    imported, tests = imported_and_tests(path)
+    if package is not None:
+        assert f"{package}.{name}" in imported
+    assert tests >= 5
 
 
-def test_reserved_labels_include_every_apis_info_labels() -> None:
-    """A job label may not take a name the exporter's ``batchjob_info`` uses for any API."""
-    for spec in REGISTRY.values():
-        assert spec.info_labels <= RESERVED_LABELS
-    assert {"source", "job_id", "api", "vendor_status", "code", "status", "origin"} <= (
-        RESERVED_LABELS
-    )
+@pytest.mark.parametrize("api", APIS)
+def test_a_job_label_named_like_an_info_label_is_refused(api: str) -> None:
+    """For every API, each of its ``batchjob_info`` label names is refused as a job label."""
+    spec = REGISTRY[api]
+    for label in (*sorted(spec.info_labels), "origin", "vendor_status", "api", "code"):
+        problem = label_name_problem(label) or ""
+        assert problem.startswith(f"label {label} is the exporter's own (reserved: "), label
+    assert label_name_problem("team") is None
 
 
 @pytest.mark.parametrize("api", APIS)

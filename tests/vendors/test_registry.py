@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import string
 
 import pytest
@@ -24,6 +26,17 @@ def test_registry_lists_every_module_under_its_own_name() -> None:
     for module in modules:
         assert REGISTRY[module.SPEC.name] is module.SPEC
     assert set(REGISTRY) == {"evocalize_batch_report", "batch_import_job", "report_job"}
+
+
+def test_every_vendor_module_in_the_package_is_registered() -> None:
+    """A module in ``exporter/vendors/`` with a ``SPEC`` is in the registry: none is forgotten."""
+    found = {}
+    for info in pkgutil.iter_modules(apis.__path__):
+        module = importlib.import_module(f"{apis.__name__}.{info.name}")
+        if isinstance(getattr(module, "SPEC", None), ApiSpec):
+            found[info.name] = module.SPEC
+    assert sorted(found) == ["evocalize", "fullstory", "talkdesk"]
+    assert {spec.name: spec for spec in found.values()} == dict(REGISTRY)
 
 
 def test_names_are_unique() -> None:
