@@ -1,9 +1,13 @@
 """Talkdesk Explore report job: ``GET data/reports/{type}/jobs/{id}`` (seed 002).
 
 The job body has a ``status`` (sent in lower case by the live API) and a few
-descriptive strings kept as ``info``.  A finished report answers ``300`` with
-a ``Location`` header pointing at its file; aiohttp does not follow it, and
-the URL (possibly signed) is never read here.
+descriptive strings kept as ``info``.  A finished report answers with a
+redirect to its file: ``300`` on the Explore reference page, ``303 See Other``
+in the Reporting API's docs (whose file URL then answers ``302`` to a signed
+S3 URL).  Any ``3xx`` with a ``Location`` header therefore means "done".  The
+client never follows it, and only the header's presence is looked at: the URL
+(signed, its query a credential) is never kept, so it cannot reach a log line,
+a label or a page.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ from exporter.vendors.base import (
 MAX_VENDOR_STATUS = 100
 MAX_INFO = 200
 INFO_KEYS = ("name", "format", "timezone")
-LOCATED = 300
+# Every redirect: the status code alone says the report's file exists.
+REDIRECTS = frozenset(range(300, 400))
 
+# The Explore reference lists created..deleted; the Reporting API's "Executing a
+# Report" page adds ``sending`` (its notification email, after the upload, before done).
 STATUSES = {
     "CREATED": Status.PENDING,
     "PROCESSING": Status.RUNNING,
     "UPLOADING": Status.RUNNING,
+    "SENDING": Status.RUNNING,
     "DONE": Status.COMPLETED,
     "FAILED": Status.FAILED,
     "CANCELED": Status.CANCELED,
@@ -36,7 +44,7 @@ STATUSES = {
     "DELETED": Status.DELETED,
 }
 
-# A 300 whose body says nothing usable: the status code alone means "done".
+# A redirect whose body says nothing usable: the status code alone means "done".
 LOCATED_SNAPSHOT = Snapshot(status=Status.COMPLETED, vendor_status="done")
 
 
@@ -62,7 +70,7 @@ def _parse_ok(response: Response) -> Snapshot:
 
 
 def _parse_located(response: Response) -> Snapshot:
-    """Read a ``300``: always ``completed``; a readable body adds info and the raw status."""
+    """Read a redirect: always ``completed``; a readable body adds info and the raw status."""
     if not response.body.strip():
         return LOCATED_SNAPSHOT
     try:
@@ -80,12 +88,15 @@ def _parse_located(response: Response) -> Snapshot:
 
 
 def parse_job(response: Response) -> Snapshot:
-    """Read a report job; ``vendor_status`` is ``job.status`` as sent, ``done`` for a bare 300."""
-    if response.status == LOCATED:
-        # The report's file is at Location; a 300 without one is not the vendor's answer
+    """Read a report job; ``vendor_status`` is ``job.status`` as sent, ``done`` for a bare 3xx."""
+    if response.status in REDIRECTS:
+        # The report's file is at Location; a 3xx without one is not the vendor's answer
         # (a proxy's "multiple choices", say), so it proves nothing about the report.
-        if not response.headers.get("Location"):
-            raise VendorError("unexpected_status", "HTTP 300 without a Location header")
+        # The message names the code only: the body's links may be signed URLs too.
+        if not response.headers.get("Location", "").strip():
+            raise VendorError(
+                "unexpected_status", f"HTTP {response.status} without a Location header"
+            )
         return _parse_located(response)
     return _parse_ok(response)
 
@@ -95,7 +106,7 @@ SPEC = ApiSpec(
     vendor="talkdesk",
     default_path="data/reports/{report_type}/jobs/{id}",
     parse_job=parse_job,
-    ok_statuses=frozenset({200, 300}),
+    ok_statuses=frozenset({200}) | REDIRECTS,
     path_params=("report_type",),
     info_labels=frozenset(INFO_KEYS),
 )

@@ -33,8 +33,36 @@ JOB_EXAMPLE = """
 # Verbatim error shape from seed 002 (400/401/403/404): code, message, fields.
 NOT_FOUND_EXAMPLE = '{"code": "0000404", "message": "Report job not found", "fields": []}'
 
+# Verbatim from the Reporting API docs (Talkdesk/api, reporting-api/README.md): a done
+# report answers "303 See Other" to its files URL, the body "still returning the updated
+# job status", at the top level rather than under "job".
+SEE_OTHER_LOCATION = "https://api.talkdeskdev.com/reports/calls/files/57add63204c799583700028e"
+SEE_OTHER_EXAMPLE = """
+{
+	"id": "57add63204c799583700028e",
+	"status": "done",
+	"timespan": {
+		"from": "2016-07-29 00:00:00 UTC",
+		"to": "2016-07-29 23:59:59 UTC"
+	},
+	"_links": {
+		"self": {
+			"href": "https://api.talkdeskdev.com/reports/calls/jobs/57add63204c799583700028e"
+		},
+		"files": {
+			"href": "https://api.talkdeskdev.com/reports/calls/files/57add63204c799583700028e"
+		}
+	}
+}
+"""
+
+# The Explore "Download a Report" page's 303 Location default.
+EXPLORE_FILE_LOCATION = "https://s3.amazonaws.com/td-sandbox-public-api-mock/calls.json"
 SIGNED = "https://td-reports.s3.amazonaws.com/calls.csv?X-Amz-Signature=deadbeefsecret"
 INFO = (("name", "Calls Report"), ("format", "csv"), ("timezone", "Europe/Lisbon"))
+# 300: the Explore reference page; 303: the Reporting API and the Explore file endpoint's
+# page; 302: the file URL's redirect to S3; the rest: any redirect at all.
+REDIRECTS = [300, 301, 302, 303, 304, 305, 307, 308, 399]
 
 
 def response(body: str | bytes, status: int = 200, location: str | None = None) -> Response:
@@ -57,7 +85,9 @@ def job_body(http_status: int = 200, /, **job: object) -> Response:
         else:
             inner[key] = value
     return response(
-        json.dumps(body), status=http_status, location=SIGNED if http_status == 300 else None
+        json.dumps(body),
+        status=http_status,
+        location=SIGNED if 300 <= http_status < 400 else None,
     )
 
 
@@ -72,6 +102,7 @@ STATUS_TABLE = [
     ("created", Status.PENDING),
     ("processing", Status.RUNNING),
     ("uploading", Status.RUNNING),
+    ("sending", Status.RUNNING),
     ("done", Status.COMPLETED),
     ("failed", Status.FAILED),
     ("canceled", Status.CANCELED),
@@ -94,7 +125,7 @@ def test_status_mapping_ignores_case(raw: str, status: Status) -> None:
     assert (snapshot.status, snapshot.vendor_status) == (status, raw)
 
 
-@pytest.mark.parametrize("raw", ["sending", "queued", "", "done ", "d\u00f6ne", "process\u0131ng"])
+@pytest.mark.parametrize("raw", ["queued", "sent", "", "done ", "d\u00f6ne", "process\u0131ng"])
 def test_unknown_status_keeps_raw_value(raw: str) -> None:
     """An undocumented status is unknown and vendor_status is the raw text."""
     snapshot = parse_job(job_body(status=raw))
@@ -131,42 +162,77 @@ def test_no_item_counts() -> None:
     assert snapshot.finished is None
 
 
+@pytest.mark.parametrize("code", REDIRECTS)
 @pytest.mark.parametrize("body", [b"", b"  \r\n"])
-def test_300_with_empty_body_is_completed(body: bytes) -> None:
-    """A 300 with an empty body means the report file exists: completed, vendor_status done."""
-    snapshot = parse_job(response(body, status=300, location=SIGNED))
+def test_redirect_with_empty_body_is_completed(body: bytes, code: int) -> None:
+    """Any 3xx with Location and an empty body means the file exists: completed, done."""
+    snapshot = parse_job(response(body, status=code, location=SIGNED))
     assert snapshot == Snapshot(status=Status.COMPLETED, vendor_status="done")
 
 
-def test_300_without_location_fails_the_poll() -> None:
-    """A 300 without a Location header is not a finished report: a VendorError, not completed."""
+def test_reporting_api_see_other_example_is_completed() -> None:
+    """The Reporting API's documented 303 See Other (body at the top level) is completed/done."""
+    snapshot = parse_job(response(SEE_OTHER_EXAMPLE, status=303, location=SEE_OTHER_LOCATION))
+    assert snapshot == Snapshot(status=Status.COMPLETED, vendor_status="done")
+
+
+@pytest.mark.parametrize("location", [EXPLORE_FILE_LOCATION, SIGNED])
+@pytest.mark.parametrize("code", [302, 303])
+def test_explore_redirect_to_s3_file_is_completed(code: int, location: str) -> None:
+    """A 302/303 with the Explore job body and an S3 Location keeps status and info."""
+    snapshot = parse_job(
+        response(JOB_EXAMPLE.replace('"processing"', '"done"'), status=code, location=location)
+    )
+    assert snapshot == Snapshot(status=Status.COMPLETED, vendor_status="done", info=INFO)
+
+
+@pytest.mark.parametrize("location", [None, "", "   "])
+@pytest.mark.parametrize("code", REDIRECTS)
+def test_redirect_without_location_fails_the_poll(code: int, location: str | None) -> None:
+    """A 3xx without a (non-blank) Location is not a finished report: a VendorError."""
     with pytest.raises(VendorError) as caught:
-        parse_job(response(b"", status=300))
+        parse_job(response(b"", status=code, location=location))
     assert caught.value.reason == "unexpected_status"
+    assert str(caught.value) == f"HTTP {code} without a Location header"
 
 
-def test_300_with_job_body_keeps_info_and_raw_status() -> None:
-    """A 300 with the job body is completed and keeps the raw status and info."""
-    snapshot = parse_job(job_body(300, status="DONE"))
+@pytest.mark.parametrize("code", REDIRECTS)
+def test_redirect_without_location_never_quotes_its_body(code: int) -> None:
+    """The failure's message names the code only, not the signed links its body may carry."""
+    body = JOB_EXAMPLE.replace(
+        "https://api.talkdeskapp.com/data/reports/calls/files/12b5d9a3", SIGNED
+    )
+    assert json.loads(body)["_links"]["files"]["href"] == SIGNED
+    with pytest.raises(VendorError) as caught:
+        parse_job(response(body, status=code))
+    assert str(caught.value) == f"HTTP {code} without a Location header"
+
+
+@pytest.mark.parametrize("code", [300, 303])
+def test_redirect_with_job_body_keeps_info_and_raw_status(code: int) -> None:
+    """A 3xx with the job body is completed and keeps the raw status and info."""
+    snapshot = parse_job(job_body(code, status="DONE"))
     assert snapshot == Snapshot(status=Status.COMPLETED, vendor_status="DONE", info=INFO)
 
 
 @pytest.mark.parametrize("raw", [None, "", 7])
-def test_300_without_usable_status_is_done(raw: object) -> None:
-    """A 300 whose job lacks a string status is completed with vendor_status done."""
-    snapshot = parse_job(job_body(300, status=raw))
+def test_redirect_without_usable_status_is_done(raw: object) -> None:
+    """A 3xx whose job lacks a string status is completed with vendor_status done."""
+    snapshot = parse_job(job_body(303, status=raw))
     assert snapshot.status is Status.COMPLETED
     assert snapshot.vendor_status == "done"
     assert snapshot.info == (() if raw == 7 else INFO)
 
 
-def test_300_status_code_wins_over_body_status() -> None:
-    """A 300 is completed even if its body still says processing (the file exists)."""
-    snapshot = parse_job(job_body(300, status="processing"))
+@pytest.mark.parametrize("raw", ["processing", "sending"])
+def test_redirect_status_code_wins_over_body_status(raw: str) -> None:
+    """A 3xx is completed even if its body still says it runs (the file exists)."""
+    snapshot = parse_job(job_body(302, status=raw))
     assert snapshot.status is Status.COMPLETED
-    assert snapshot.vendor_status == "processing"
+    assert snapshot.vendor_status == raw
 
 
+@pytest.mark.parametrize("code", [300, 302, 303])
 @pytest.mark.parametrize(
     "body",
     [
@@ -180,20 +246,19 @@ def test_300_status_code_wins_over_body_status() -> None:
     ],
     ids=["html", "truncated", "array", "empty-object", "null-job", "string-job", "error-body"],
 )
-def test_300_with_unusable_body_is_still_completed(body: bytes) -> None:
-    """At 300 the status code is the truth: any body it cannot read gives completed/done."""
-    snapshot = parse_job(response(body, status=300, location=SIGNED))
+def test_redirect_with_unusable_body_is_still_completed(body: bytes, code: int) -> None:
+    """At 3xx the status code is the truth: any body it cannot read gives completed/done."""
+    snapshot = parse_job(response(body, status=code, location=SIGNED))
     assert snapshot == Snapshot(status=Status.COMPLETED, vendor_status="done")
 
 
 def test_location_url_is_never_kept() -> None:
-    """The (possibly signed) Location URL appears nowhere in the snapshot."""
+    """The (possibly signed) Location URL appears nowhere in the snapshot, whatever the code."""
     body = JOB_EXAMPLE.replace('"processing"', '"done"')
-    for resp in (
-        response(body, 300, SIGNED),
-        response(b"", 300, SIGNED),
-        response(body, 200, SIGNED),
-    ):
+    answers = [response(body, code, SIGNED) for code in REDIRECTS]
+    answers += [response(b"", code, SIGNED) for code in REDIRECTS]
+    answers.append(response(body, 200, SIGNED))
+    for resp in answers:
         snapshot = parse_job(resp)
         assert "deadbeefsecret" not in repr(snapshot)
         assert "amazonaws" not in repr(snapshot)
@@ -238,12 +303,12 @@ def test_200_bad_body(body: bytes, reason: str) -> None:
 
 
 def test_spec() -> None:
-    """The spec takes the report type as a path parameter and accepts 200 and 300."""
+    """The spec takes the report type as a path parameter and accepts 200 and every 3xx."""
     assert SPEC.name == "report_job"
     assert SPEC.vendor == "talkdesk"
     assert SPEC.default_path == "data/reports/{report_type}/jobs/{id}"
     assert SPEC.path_params == ("report_type",)
-    assert SPEC.ok_statuses == frozenset({200, 300})
+    assert SPEC.ok_statuses == frozenset({200, *range(300, 400)})
     assert SPEC.parse_job is parse_job
     assert SPEC.default_errors_path is None
     assert SPEC.parse_errors_page is None
@@ -270,9 +335,9 @@ JOB_LIKE = st.fixed_dictionaries(
 )
 
 
-@given(JSON | JOB_LIKE, st.sampled_from([200, 300]))
+@given(JSON | JOB_LIKE, st.sampled_from([200, *REDIRECTS]))
 def test_parse_job_returns_snapshot_or_vendor_error(value: object, status: int) -> None:
-    """Any JSON value at 200 or 300 gives a snapshot or a VendorError, never another exception."""
+    """Any JSON value at 200 or 3xx gives a snapshot or a VendorError, never another exception."""
     try:
         result = parse_job(response(json.dumps(value), status=status, location=SIGNED))
     except VendorError:

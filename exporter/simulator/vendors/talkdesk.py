@@ -2,14 +2,23 @@
 
 ``POST oauth/token`` is the client-credentials grant (Basic client
 credentials, a form body); ``GET data/reports/{type}/jobs/{id}`` needs its
-bearer token and answers 200 while the job runs, ``300`` with ``Location``
-once it is done.  Errors carry ``code``, ``message``, ``description`` and
-``fields``.  A deleted job is still reported (``deleted``), never a 404.
+bearer token and answers 200 while the job runs (created, processing,
+uploading, sending), then a redirect with ``Location`` once it is done.
+Errors carry ``code``, ``message``, ``description`` and ``fields``.  A deleted
+job is still reported (``deleted``), never a 404.
+
+The redirect is ``300`` to ``/data/reports/{type}/files/{id}``, as on the
+Explore reference page, unless the job's ID ends in ``-302``, ``-303`` (the
+Reporting API's ``303 See Other``) or another code of :data:`REDIRECTS`: then
+it is that code, to the report's file at a signed-looking URL
+(``…/files/{id}?X-Amz-…&X-Amz-Signature=…``).  ``GET`` on that URL answers
+the file, so a client that followed the redirect would show in the request log.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -39,7 +48,16 @@ TIMEZONE = "Europe/Lisbon"
 DEFAULT_SCOPE = "data-reports:read"
 FORM = "application/x-www-form-urlencoded"
 FINAL = {"completed": "done", "failed": "failed", "canceled": "canceled", "deleted": "deleted"}
-UPLOADING_FROM = 0.9  # ``uploading`` for the last 10% of the items
+UPLOADING_FROM = 0.9  # ``uploading`` from 90% of the items processed, then
+SENDING_FROM = 0.95  # ``sending`` (the Reporting API's notification email) for the last 5%
+LOCATED = 300  # the Explore reference page's answer for a finished report
+# Codes a job can ask for with an ID ending in ``-<code>``: all but 300 are ones an
+# HTTP client that follows redirects would follow.
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+SIGNATURE = "X-Amz-Signature"
+REPORT_FILE = (
+    "call_id,type,start_at,end_at\nCA8699f8,inbound,2016-01-29 10:22:02,2016-01-29 10:22:14\n"
+)
 
 
 def error_body(code: str, message: str) -> dict[str, object]:
@@ -48,14 +66,40 @@ def error_body(code: str, message: str) -> dict[str, object]:
 
 
 def status(job: SimJob, now: float) -> str:
-    """Return the lower-case status at ``now``: created, processing, uploading, then final."""
+    """Return the lower-case status at ``now``: created, processing, uploading, sending, final."""
     if job.is_finished(now):
         return FINAL[job.final_outcome]
     if now < job.created:
         return "created"
-    if job.processed(now) >= math.ceil(job.total * UPLOADING_FROM):
+    processed = job.processed(now)
+    if processed >= math.ceil(job.total * SENDING_FROM):
+        return "sending"
+    if processed >= math.ceil(job.total * UPLOADING_FROM):
         return "uploading"
     return "processing"
+
+
+def redirect_status(job: SimJob) -> int:
+    """Return the code a finished report answers: ``-<code>`` ending its ID, else 300."""
+    _, dash, code = job.id.rpartition("-")
+    if dash and code.isascii() and code.isdigit() and int(code) in REDIRECTS:
+        return int(code)
+    return LOCATED
+
+
+def signature(job: SimJob) -> str:
+    """Return the report file's fake S3 signature: stable, so tests can name it exactly."""
+    return hashlib.sha256(f"{job.report_type}/{job.id}".encode()).hexdigest()
+
+
+def file_url(job: SimJob, base_url: str) -> str:
+    """Return the signed URL of a finished report's file (on the simulator itself)."""
+    kind, ident = quote(job.report_type, safe=""), quote(job.id, safe="")
+    return (
+        f"{base_url}data/reports/{kind}/files/{ident}"
+        "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300"
+        f"&{SIGNATURE}={signature(job)}"
+    )
 
 
 def source(base_url: str, creds: SimCredentials) -> dict[str, object]:
@@ -117,7 +161,7 @@ def _timespan(created: float) -> dict[str, str]:
 
 
 def report_job(job: SimJob, now: float, base_url: str) -> Answer:
-    """Return the job body at ``now``: a 300 with ``Location`` once the report is done."""
+    """Return the job body at ``now``: a redirect with ``Location`` once the report is done."""
     state = status(job, now)
     kind, ident = quote(job.report_type, safe=""), quote(job.id, safe="")
     base = f"{base_url}data/reports/{kind}"
@@ -135,9 +179,12 @@ def report_job(job: SimJob, now: float, base_url: str) -> Answer:
             "files": {"href": f"{base}/files/{ident}"},
         },
     }
-    if state == "done":
-        return Answer(300, body, (("Location", f"/data/reports/{kind}/files/{ident}"),))
-    return Answer(200, body)
+    if state != "done":
+        return Answer(200, body)
+    code = redirect_status(job)
+    # 300 keeps the reference page's relative Location; the others send the signed URL.
+    location = f"/data/reports/{kind}/files/{ident}" if code == LOCATED else file_url(job, base_url)
+    return Answer(code, body, (("Location", location),))
 
 
 async def job_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
@@ -154,12 +201,23 @@ async def job_handler(sim: SimState, request: web.Request, params: Params) -> we
     return report_job(job, sim.clock(), api_url(sim, PREFIX)).response()
 
 
+async def file_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
+    """``GET data/reports/{type}/files/{id}?…``: the report's file, for its signature only."""
+    job = sim.find_job(API, params["id"])
+    if job is None or job.report_type != params["type"] or status(job, sim.clock()) != "done":
+        return error_response(404, "not_found", "Report file not found", body=error_body)
+    if not same(request.query.get(SIGNATURE), signature(job)):
+        return error_response(403, "forbidden", "Signature does not match", body=error_body)
+    return web.Response(text=REPORT_FILE, content_type="text/csv")
+
+
 VENDOR = SimVendor(
     api=API,
     prefix=PREFIX,
     routes=(
         Route(TOKEN_TARGET, "POST", ("oauth", "token"), token_handler),
         Route(API, "GET", ("data", "reports", "{type}", "jobs", "{id}"), job_handler),
+        Route(API, "GET", ("data", "reports", "{type}", "files", "{id}"), file_handler),
     ),
     answer=report_job,
     source=source,

@@ -90,16 +90,22 @@ async def test_talkdesk_token_needs_a_form_body(
 async def test_talkdesk_job_lifecycle_ends_in_300_with_location(
     sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
-    """Statuses go created, processing, uploading, then done as a 300 with ``Location``."""
+    """Statuses go created, processing, uploading, sending, then done as a 300 with Location."""
     sim.add_job(TALKDESK, "j-1", total=100, rate=10.0, start_delay=5, name="Daily calls")
     auth = {"Authorization": "Bearer " + await token(http, sim)}
     url = sim.url + TD_JOBS + "j-1"
     seen = []
-    for step in (0, 5, 9.5, 1):
+    for step in (0, 5, 9, 0.5, 1):
         clock.advance(step)
         answer = await call(http, url, headers=auth)
         seen.append((answer.status, answer.json()["job"]["status"]))
-    assert seen == [(200, "created"), (200, "processing"), (200, "uploading"), (300, "done")]
+    assert seen == [
+        (200, "created"),
+        (200, "processing"),
+        (200, "uploading"),
+        (200, "sending"),
+        (300, "done"),
+    ]
     assert answer.headers["Location"] == "/data/reports/calls/files/j-1"
     body = answer.json()
     assert set(body) == {"job", "_links"}
@@ -158,17 +164,120 @@ async def test_talkdesk_unknown_type_or_id_is_404(
         assert answer.json()["fields"] == []
 
 
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+async def test_talkdesk_id_ending_in_a_code_answers_that_redirect_to_a_signed_url(
+    sim: Simulator, http: aiohttp.ClientSession, code: int
+) -> None:
+    """A done job whose ID ends in ``-<code>`` answers that code, Location its signed file URL."""
+    job = sim.add_job(TALKDESK, f"r-{code}")
+    job.finish()
+    answer = await call(
+        http,
+        sim.url + TD_JOBS + f"r-{code}",
+        headers={"Authorization": "Bearer " + await token(http, sim)},
+    )
+    signature = talkdesk.signature(job)
+    assert len(signature) == 64
+    assert (answer.status, answer.json()["job"]["status"]) == (code, "done")
+    assert answer.headers["Location"] == (
+        f"{sim.url}talkdesk/data/reports/calls/files/r-{code}"
+        f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&X-Amz-Signature={signature}"
+    )
+
+
+async def test_talkdesk_running_job_with_a_code_id_answers_200(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """The ID's code only changes the finished answer: a running job still answers 200."""
+    sim.add_job(TALKDESK, "r-303", rate=0.01)
+    answer = await call(
+        http,
+        sim.url + TD_JOBS + "r-303",
+        headers={"Authorization": "Bearer " + await token(http, sim)},
+    )
+    assert (answer.status, answer.json()["job"]["status"]) == (200, "processing")
+    assert "Location" not in answer.headers
+
+
+async def test_talkdesk_signed_location_serves_the_file_and_is_recorded(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A client that follows the 303 fetches the file, and the request log shows it did."""
+    sim.add_job(TALKDESK, "r-303").finish()
+    auth = {"Authorization": "Bearer " + await token(http, sim)}
+    async with http.get(sim.url + TD_JOBS + "r-303", headers=auth) as followed:
+        assert (followed.status, await followed.text()) == (200, talkdesk.REPORT_FILE)
+        assert followed.content_type == "text/csv"
+        assert [r.status for r in followed.history] == [303]
+    paths = [r.raw_path.partition("?")[0] for r in sim.requests if r.api == TALKDESK]
+    assert paths == ["/" + TD_JOBS + "r-303", "/talkdesk/data/reports/calls/files/r-303"]
+
+
+async def test_talkdesk_file_needs_a_finished_report_and_its_signature(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A forged or missing signature is a 403; a running, failed or unknown report a 404."""
+    running = sim.add_job(TALKDESK, "r-303", rate=0.01)
+    sim.add_job(TALKDESK, "f-303", rate=0.01).finish("failed")
+    files = sim.url + "talkdesk/data/reports/"
+
+    def signed(job_id: str, kind: str = "calls") -> str:
+        """The file URL of ``job_id`` with the signature its report would have."""
+        sig = talkdesk.signature(make(api=TALKDESK, id=job_id))
+        return f"{files}{kind}/files/{job_id}?X-Amz-Signature={sig}"
+
+    urls = [signed("r-303"), signed("f-303"), signed("nope")]
+    seen = [await call(http, url) for url in urls]
+    running.finish()
+    urls = [files + "calls/files/r-303?X-Amz-Signature=forged", files + "calls/files/r-303"]
+    urls.append(signed("r-303", kind="agents"))
+    seen += [await call(http, url) for url in urls]
+    assert [(a.status, a.json()["code"]) for a in seen] == [
+        (404, "not_found"),
+        (404, "not_found"),
+        (404, "not_found"),
+        (403, "forbidden"),
+        (403, "forbidden"),
+        (404, "not_found"),
+    ]
+    assert [set(a.json()) for a in seen] == [TD_ERROR_KEYS] * len(seen)
+    assert (await call(http, signed("r-303"))).body == talkdesk.REPORT_FILE.encode()
+
+
 # -- the job model as Talkdesk shows it ----------------------------------------------
 
 
-def test_talkdesk_goes_created_processing_uploading_done() -> None:
-    """Talkdesk statuses follow the job's life, ``uploading`` for the last 10% of items."""
+def test_talkdesk_goes_created_processing_uploading_sending_done() -> None:
+    """Statuses follow the job's life: ``uploading`` from 90% of items, ``sending`` from 95%."""
     job = make(api=TALKDESK, total=100, rate=10.0, created=T0 + 10)
     assert talkdesk.status(job, T0) == "created"
     assert talkdesk.status(job, T0 + 10) == "processing"
     assert talkdesk.status(job, T0 + 18.9) == "processing"
     assert talkdesk.status(job, T0 + 19) == "uploading"
+    assert talkdesk.status(job, T0 + 19.49) == "uploading"
+    assert talkdesk.status(job, T0 + 19.5) == "sending"
+    assert talkdesk.status(job, T0 + 19.99) == "sending"
     assert talkdesk.status(job, T0 + 20) == "done"
+
+
+@pytest.mark.parametrize(
+    ("job_id", "code"),
+    [
+        ("j-302", 302),
+        ("j-303", 303),
+        ("a-b-307", 307),
+        ("-308", 308),
+        ("j-1", 300),
+        ("j303", 300),
+        ("j-304", 300),
+        ("j-300", 300),
+        ("j-\u0663\u0660\u0663", 300),
+        ("td-calls-daily", 300),
+    ],
+)
+def test_redirect_status_comes_from_the_id_suffix(job_id: str, code: int) -> None:
+    """Only an ID ending in ``-`` and one of the follow-able codes changes the default 300."""
+    assert talkdesk.redirect_status(make(api=TALKDESK, id=job_id)) == code
 
 
 @pytest.mark.parametrize(
