@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from exporter.clock import Clock
 from exporter.jobs.keys import JobKey
@@ -41,13 +42,44 @@ class _Unusable(Exception):
     """The file is there but is not a state database we can read: set it aside."""
 
 
-class StateFile:
-    """One state file; call it from one thread, which owns the connection once it opens it."""
+# What a state file calls that tests stand in for: an open, a rename or a mode check cannot
+# be made to fail on demand otherwise (root ignores modes).
+class Connect(Protocol):
+    """Open a SQLite connection as :func:`sqlite3.connect` does, with the arguments used here."""
 
-    def __init__(self, path: str, clock: Clock):
+    def __call__(
+        self, database: str, *, timeout: float, isolation_level: None, uri: bool
+    ) -> sqlite3.Connection:
+        """A connection to ``database`` (a URI), or a :class:`sqlite3.Error`."""
+        ...
+
+
+Rename = Callable[[str, str], None]
+Access = Callable[[str, int], bool]
+
+
+class StateFile:
+    """One state file; call it from one thread, which owns the connection once it opens it.
+
+    ``connect``, ``rename`` and ``access`` are :func:`sqlite3.connect`,
+    :func:`os.rename` and :func:`os.access` unless a test passes its own.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        clock: Clock,
+        *,
+        connect: Connect = sqlite3.connect,
+        rename: Rename = os.rename,
+        access: Access = os.access,
+    ):
         self.path = path
         self._uri = Path(path).absolute().as_uri()  # a URI, so a path like "file:x" is a path
         self._clock = clock
+        self._connect_to = connect
+        self._rename = rename
+        self._access = access
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
@@ -60,7 +92,7 @@ class StateFile:
         if os.path.exists(self.path):
             # Checked read-only first: a read-write open may fold the -wal into a bad file.
             try:
-                if not os.access(self.path, os.R_OK | os.W_OK):
+                if not self._access(self.path, os.R_OK | os.W_OK):
                     raise _Unusable("not readable and writable by this user")  # noqa: TRY301
                 self._connect(self._uri + "?mode=ro", _healthy).close()
             except _Unusable as why:
@@ -74,7 +106,7 @@ class StateFile:
         self, target: str, prepare: Callable[[sqlite3.Connection], object]
     ) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(target, timeout=5.0, isolation_level=None, uri=True)
+            conn = self._connect_to(target, timeout=5.0, isolation_level=None, uri=True)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
         try:
@@ -98,7 +130,7 @@ class StateFile:
         try:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 if os.path.lexists(self.path + suffix):
-                    os.rename(self.path + suffix, aside + suffix)
+                    self._rename(self.path + suffix, aside + suffix)
         except OSError as exc:
             raise StorageError(f"{self.path} is unusable and cannot be moved: {exc}") from exc
         return aside

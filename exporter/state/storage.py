@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from typing import Protocol, TypeVar
 from exporter.clock import Clock, SystemClock
 from exporter.jobs.keys import JobKey
 from exporter.state.records import JobRecord
-from exporter.state.statefile import StateFile, StorageError
+from exporter.state.statefile import Access, Connect, Rename, StateFile, StorageError
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,9 +90,22 @@ class MemoryStore:
 
 
 class SqliteStore:
-    """Jobs saved in a SQLite file; every SQLite call runs on the store's one worker thread."""
+    """Jobs saved in a SQLite file; every SQLite call runs on the store's one worker thread.
 
-    def __init__(self, path: str, *, flush_interval: float = 1.0, clock: Clock | None = None):
+    ``connect``, ``rename`` and ``access`` are handed to the
+    :class:`~exporter.state.statefile.StateFile` (the real functions unless a test fakes them).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        flush_interval: float = 1.0,
+        clock: Clock | None = None,
+        connect: Connect = sqlite3.connect,
+        rename: Rename = os.rename,
+        access: Access = os.access,
+    ):
         if not flush_interval > 0:
             raise ValueError(f"flush_interval must be positive, not {flush_interval}")
         self.path = path
@@ -99,7 +113,8 @@ class SqliteStore:
         self._interval = flush_interval
         self._clock = clock or SystemClock()
         self._pending: dict[JobKey, JobRecord | None] = {}  # None: delete
-        self._file = StateFile(path, self._clock)  # touched on the worker thread only
+        # Touched on the worker thread only.
+        self._file = StateFile(path, self._clock, connect=connect, rename=rename, access=access)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()  # one batch at a time, so a batch put back is never stale
         self._stop = asyncio.Event()

@@ -180,13 +180,38 @@ def _assigned_entry_fields(path: Path, names: frozenset[str]) -> list[str]:
 
 
 def test_only_the_table_assigns_a_job_entry_field() -> None:
-    """Outside exporter/jobs no code sets an entry's field: it asks the table."""
-    package = Path(__file__).parents[2] / "exporter"
+    """Outside exporter/jobs no code, tests and bench included, sets an entry's field."""
+    root = Path(__file__).parents[2]
+    owner = root / "exporter" / "jobs"
     names = frozenset(f.name for f in fields(JobEntry))
-    offenders = [
-        hit
-        for path in sorted(package.rglob("*.py"))
-        if "jobs" not in path.relative_to(package).parts[:1]
-        for hit in _assigned_entry_fields(path, names)
+    scanned = [
+        path
+        for folder in ("exporter", "tests", "bench")
+        for path in sorted((root / folder).rglob("*.py"))
+        if owner not in path.parents
     ]
+    assert {path.relative_to(root).parts[0] for path in scanned} == {"exporter", "tests", "bench"}
+    assert Path(__file__) in scanned  # tests/jobs too: a fixture goes through the table
+    offenders = [hit for path in scanned for hit in _assigned_entry_fields(path, names)]
     assert offenders == []
+
+
+def test_the_guard_finds_every_form_of_assignment(tmp_path: Path) -> None:
+    """Plain, tuple, augmented and annotated assignments are found; ``self.`` and others not."""
+    path = tmp_path / "offender.py"
+    path.write_text(
+        "entry.snapshot = None\n"
+        "entry.poll_success, other = True, 1\n"
+        "entry.failures += 1\n"
+        "entry.labels: tuple[str, ...] = ()\n"
+        "self.snapshot = None\n"
+        "entry.unrelated = 1\n",
+        encoding="utf-8",
+    )
+    names = frozenset(f.name for f in fields(JobEntry))
+    assert _assigned_entry_fields(path, names) == [
+        f"{path}:1 snapshot",
+        f"{path}:2 poll_success",
+        f"{path}:3 failures",
+        f"{path}:4 labels",
+    ]

@@ -9,20 +9,26 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from exporter.model import Snapshot, Status
+import pytest
+
+from exporter.model import Response, Snapshot, Status
 from tests.polling.test_poller_paths import (
     DONE,
     INTERVAL,
     RUNNING,
     SEED,
     SOURCE,
+    SPEC,
     A,
+    B,
+    Hold,
     answer,
     backoff,
     parse_job,
     poll_success,
     rig,
     spread,
+    together,
 )
 
 
@@ -92,3 +98,50 @@ async def test_a_good_answer_between_404s_starts_the_count_over() -> None:
     assert entry is not None
     assert entry.snapshot == parse_job(RUNNING)
     assert r.stats.failed == Counter({(SOURCE, "not_found"): 4})
+
+
+async def test_a_job_not_in_the_table_is_not_polled() -> None:
+    """A key the table does not hold (dropped before its turn) ends its polling unsent."""
+    r = rig(jobs=("a",))
+    assert await r.poller.poll(B) is None
+    assert (r.client.sent, r.stats.failed) == ([], Counter())
+
+
+@pytest.mark.parametrize("replaced", [False, True], ids=["dropped", "replaced"])
+@pytest.mark.parametrize("reply", [RUNNING, answer(500)], ids=["answer", "server-error"])
+async def test_a_job_dropped_during_its_request_is_left_alone(
+    reply: Response, *, replaced: bool
+) -> None:
+    """An answer for a job gone (or added anew) meanwhile is not recorded; the gate still learns."""
+    r = rig(jobs=("a",))
+    r.client.hold = hold = Hold(1)
+    r.client.script = [reply]
+
+    def drop() -> None:
+        r.table.remove(A)
+        if replaced:
+            r.table.add(A, SPEC.name)
+
+    assert await together(r, hold, A, meanwhile=drop) == [None]
+    entry = r.table.get(A)
+    if replaced:
+        assert entry is not None
+        assert (entry.snapshot, entry.poll_success, entry.last_success) == (None, None, None)
+    else:
+        assert entry is None
+    assert r.stats.failed == Counter()
+    assert r.runtime.gate.failures == (0 if reply is RUNNING else 1)  # a 5xx still backs off
+
+
+@pytest.mark.parametrize(
+    "page", [answer(200, {"counts": {"E1": 1}}), answer(500)], ids=["read", "server-error"]
+)
+async def test_a_job_dropped_during_its_errors_read_records_nothing(page: Response) -> None:
+    """A finished job dropped while its errors page is in flight: nothing recorded or counted."""
+    r = rig(jobs=("a",))
+    r.client.hold = hold = Hold(1, skip=1)  # the job request passes, the errors page waits
+    r.client.script = [DONE, page]
+    assert await together(r, hold, A, meanwhile=lambda: r.table.remove(A)) == [None]
+    assert r.table.get(A) is None
+    assert r.paths() == ["/jobs/a", "/jobs/a/errors"]
+    assert r.stats.failed == Counter()

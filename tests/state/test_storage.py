@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from pathlib import Path, PurePath
+from typing import TypeVar
 
 import pytest
 
@@ -21,7 +21,7 @@ from exporter.clock import FakeClock
 from exporter.jobs.keys import Origin
 from exporter.state import statefile
 from exporter.state.records import JobRecord, encode
-from exporter.state.statefile import StorageError
+from exporter.state.statefile import Access, StorageError
 from exporter.state.storage import MemoryStore, SqliteStore, Store
 from tests.conftest import settle
 from tests.state.test_records import record
@@ -353,10 +353,12 @@ def aside_files(db: str) -> list[str]:
     return sorted(p.name for p in Path(db).parent.iterdir() if ".corrupt-" in p.name)
 
 
-async def expect_set_aside(db: str, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+async def expect_set_aside(
+    db: str, clock: FakeClock, caplog: pytest.LogCaptureFixture, *, access: Access = os.access
+) -> None:
     """Opening ``db`` sets it aside with one warning and starts with an empty, working store."""
     original = read(db)
-    async with SqliteStore(db, clock=clock) as store:
+    async with SqliteStore(db, clock=clock, access=access) as store:
         assert await store.load() == []
         store.put(record())
     aside = f"{db}.corrupt-{int(clock.time())}"
@@ -416,20 +418,18 @@ async def test_a_database_not_of_our_schema_is_set_aside(
 
 
 async def test_an_unreadable_file_is_set_aside(
-    db: str, clock: FakeClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    db: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A file this user may not read and write is set aside (root ignores modes, so faked)."""
     make_db(db, "CREATE TABLE x (y)")
-    refused: list[str] = []
+    asked: list[tuple[str, int]] = []
 
     def access(path: str, mode: int) -> bool:
-        if path == db and not refused:
-            refused.append(path)
-            return False
-        return True
+        asked.append((path, mode))
+        return False
 
-    monkeypatch.setattr(os, "access", access)
-    await expect_set_aside(db, clock, caplog)
+    await expect_set_aside(db, clock, caplog, access=access)
+    assert asked == [(db, os.R_OK | os.W_OK)]  # only an existing file is checked
 
 
 async def test_two_corrupt_files_in_one_second_both_stay(db: str, clock: FakeClock) -> None:
@@ -443,19 +443,22 @@ async def test_two_corrupt_files_in_one_second_both_stay(db: str, clock: FakeClo
 
 
 async def test_a_file_that_cannot_be_set_aside_is_a_storage_error(
-    db: str, monkeypatch: pytest.MonkeyPatch
+    db: str, clock: FakeClock
 ) -> None:
     """When the corrupt file cannot be renamed, open raises StorageError naming the path."""
     write(db, b"garbage" * 100)
+    tried: list[tuple[str, str]] = []
 
     def refuse(src: str, dst: str) -> None:
+        tried.append((src, dst))
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(os, "rename", refuse)
-    store = SqliteStore(db)
+    store = SqliteStore(db, clock=clock, rename=refuse)
     with pytest.raises(StorageError, match="cannot be moved") as raised:
         await store.open()
     assert db in str(raised.value)
+    assert tried == [(db, f"{db}.corrupt-{int(clock.time())}")]
+    assert read(db) == b"garbage" * 100  # left where it was
     assert store._executor is None
     await store.close()
 
@@ -492,41 +495,43 @@ async def test_a_path_that_looks_like_a_uri_is_a_file_name(
     assert await reload(str(tmp_path / "file:x?mode=ro")) == [record()]
 
 
-async def test_a_locked_database_is_an_error_not_corruption(
-    db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_locked_database_is_an_error_not_corruption(db: str) -> None:
     """A file another process holds locked is a StorageError; it is not set aside."""
     make_db(db)
     async with SqliteStore(db):
         pass
-    real_connect = sqlite3.connect
 
-    def impatient(target: str, **kwargs: Any) -> sqlite3.Connection:
-        conn: sqlite3.Connection = real_connect(target, **(kwargs | {"timeout": 0}))
-        return conn
+    def impatient(
+        database: str, *, timeout: float, isolation_level: None, uri: bool
+    ) -> sqlite3.Connection:
+        del timeout  # the store's 5 s would make the test wait: give up at once
+        return sqlite3.connect(database, timeout=0, isolation_level=isolation_level, uri=uri)
 
-    monkeypatch.setattr(sqlite3, "connect", impatient)
-    with contextlib.closing(real_connect(db, isolation_level=None)) as holder:
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as holder:
         holder.execute("PRAGMA journal_mode=DELETE")
         holder.execute("BEGIN EXCLUSIVE")
         with pytest.raises(StorageError, match="locked"):
-            await SqliteStore(db).open()
+            await SqliteStore(db, connect=impatient).open()
         holder.execute("ROLLBACK")
     assert aside_files(db) == []
 
 
-async def test_a_file_sqlite_cannot_open_is_a_clear_error(
-    db: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_file_sqlite_cannot_open_is_a_clear_error(db: str) -> None:
     """An error from sqlite3.connect itself becomes a StorageError naming the path."""
+    asked: list[str] = []
 
-    def refuse(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+    def refuse(
+        database: str, *, timeout: float, isolation_level: None, uri: bool
+    ) -> sqlite3.Connection:
+        asked.append(database)
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(sqlite3, "connect", refuse)
+    store = SqliteStore(db, connect=refuse)
     with pytest.raises(StorageError, match="unable to open") as raised:
-        await SqliteStore(db).open()
-    assert db in str(raised.value)
+        await store.open()
+    assert str(raised.value) == f"cannot open {db}: unable to open database file"
+    assert asked == [PurePath(db).as_uri()]  # a new file: straight to the read-write open
+    await store.close()
 
 
 async def test_rows_that_do_not_decode_are_skipped(
