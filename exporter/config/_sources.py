@@ -10,7 +10,7 @@ from yaml.nodes import Node
 
 from exporter.config._jobs import build_jobs
 from exporter.config._nodes import Fields, Walker, line_of, quote
-from exporter.config._security import build_auth, build_headers, build_tls
+from exporter.config._security import build_auth, build_headers, build_signature, build_tls
 from exporter.config.model import GlobalConfig, SourceConfig
 from exporter.vendors.base import ApiSpec
 
@@ -21,6 +21,7 @@ _SOURCE_KEYS = (
     "path",
     "errors_path",
     "errors_page_token_param",
+    "errors_refresh",
     "max_requests_per_second",
     "poll_interval",
     "authorization",
@@ -47,10 +48,12 @@ def build_sources(
     if not items:
         walker.problem(node, "sources", "list at least one source")
     path_params = sorted({param for spec in registry.values() for param in spec.path_params})
+    signing = sorted({spec.signature_key for spec in registry.values() if spec.signature_key})
     sources: list[SourceConfig] = []
     first_line: dict[str, int] = {}
     for index, item in enumerate(items):
-        fields = walker.mapping(item, f"sources[{index}]", (*_SOURCE_KEYS, *path_params))
+        allowed = (*_SOURCE_KEYS, *path_params, *signing)
+        fields = walker.mapping(item, f"sources[{index}]", allowed)
         if fields is None:
             continue
         source = _source(walker, fields, registry, global_)
@@ -75,11 +78,12 @@ def _source(
     spec = _spec(walker, fields, registry)
     base_url = _base_url(walker, fields)
     path = fields.read("path", lambda node, at: _template(walker, node, at, spec))
-    errors_path, token_param = _errors(walker, fields, spec)
+    errors_path, token_param = _errors(walker, fields, spec, path)
     poll_interval = fields.read(
         "poll_interval", lambda node, at: walker.duration(node, at, minimum=MIN_POLL_INTERVAL)
     )
     authorization, basic_auth, oauth2 = build_auth(walker, fields)
+    headers = fields.read("http_headers", lambda node, at: build_headers(walker, node, at)) or ()
     return SourceConfig(
         name=name,
         api=spec.name if spec else "",
@@ -90,13 +94,14 @@ def _source(
         path_params=_path_params(walker, fields, spec, registry, _uses(fields, path, spec)),
         errors_path=errors_path,
         errors_page_token_param=token_param,
+        errors_refresh=_errors_refresh(walker, fields, spec),
         max_requests_per_second=fields.read("max_requests_per_second", walker.positive_number),
         authorization=authorization,
         basic_auth=basic_auth,
         oauth2=oauth2,
-        http_headers=fields.read("http_headers", lambda node, at: build_headers(walker, node, at))
-        or (),
+        http_headers=headers,
         tls_config=fields.read("tls_config", lambda node, at: build_tls(walker, node, at, name)),
+        signature=build_signature(walker, fields, spec, registry, headers),
     )
 
 
@@ -187,26 +192,49 @@ def _placeholder_problem(
     return f"placeholder {{{written}}} is not allowed; use only {usable}"
 
 
-def _errors(walker: Walker, fields: Fields, spec: ApiSpec | None) -> tuple[str | None, str]:
-    """The errors endpoint's path and page-token parameter, for APIs that have one."""
+def _errors(
+    walker: Walker, fields: Fields, spec: ApiSpec | None, path: str | None
+) -> tuple[str | None, str]:
+    """The errors endpoint's path and page-token parameter, for APIs that have one.
+
+    Without ``errors_path`` the listing is the source's own ``path`` plus
+    ``/errors`` (Fullstory's users imports), or else the API's default.
+    """
     keys = ("errors_path", "errors_page_token_param")
+    token = spec.default_page_token_param if spec is not None else DEFAULT_PAGE_TOKEN_PARAM
     if spec is not None and spec.default_errors_path is None:
         for key in keys:
             if key in fields.entries:
                 message = f"API {spec.name} has no errors endpoint"
                 walker.problem(fields.key_node(key), fields.at(key), message)
-        return None, DEFAULT_PAGE_TOKEN_PARAM
+        return None, token
     path_node, token_node = fields.get(keys[0]), fields.get(keys[1])
     errors_path = None if spec is None else spec.default_errors_path
     if path_node is not None:
         errors_path = _template(walker, path_node, fields.at(keys[0]), spec)
-    token = DEFAULT_PAGE_TOKEN_PARAM
+    elif path is not None and spec is not None:
+        errors_path = path.rstrip("/") + "/errors"
     if token_node is not None:
         token = walker.string(token_node, fields.at(keys[1])) or token
         if _BAD_PARAM_CHAR.search(token):
             message = "must not contain spaces, control characters or any of & = # ?"
             walker.problem(token_node, fields.at(keys[1]), message)
     return errors_path, token
+
+
+def _errors_refresh(walker: Walker, fields: Fields, spec: ApiSpec | None) -> float | None:
+    """How often a running job's listing may be read again, for APIs whose listing answers then.
+
+    Off unless set: each refresh costs the vendor's budget a read of every page.
+    """
+    node = fields.get("errors_refresh")
+    if node is None:
+        return None
+    if spec is not None and not spec.errors_while_running:
+        message = f"API {spec.name} has no errors listing that answers while a job runs"
+        walker.problem(fields.key_node("errors_refresh"), fields.at("errors_refresh"), message)
+        return None
+    return walker.duration(node, fields.at("errors_refresh"), minimum=MIN_POLL_INTERVAL)
 
 
 def _uses(fields: Fields, path: str | None, spec: ApiSpec | None) -> tuple[str, frozenset[str]]:

@@ -67,6 +67,17 @@ class OAuth2:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestSignature:
+    """An API's request signing (Evocalize's ``evocalize_signature``): a key ID and its secret.
+
+    The API's own ``sign`` turns them, a request's path and the time into headers.
+    """
+
+    key_id: str
+    secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
 class Header:
     """One entry of Prometheus' ``http_headers``: plain values and secret ones."""
 
@@ -113,7 +124,8 @@ class SourceConfig:
 
     ``path`` and ``errors_path`` are templates with ``{id}`` and the API's
     ``path_params`` (e.g. ``{report_type}``); ``base_url`` ends with ``/``.
-    ``poll_interval`` is resolved against the global default.
+    ``poll_interval`` is resolved against the global default.  ``signature``
+    is set from the API's ``signature_key`` (``evocalize_signature``).
     """
 
     name: str
@@ -125,12 +137,14 @@ class SourceConfig:
     path_params: tuple[tuple[str, str], ...] = ()
     errors_path: str | None = None
     errors_page_token_param: str = "pageToken"  # noqa: S105 - a query parameter name
+    errors_refresh: float | None = None  # seconds; re-read a running job's listing this rarely
     max_requests_per_second: float | None = None
     authorization: Authorization | None = None
     basic_auth: BasicAuth | None = None
     oauth2: OAuth2 | None = None
     http_headers: tuple[Header, ...] = ()
     tls_config: TLSConfig | None = None
+    signature: RequestSignature | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,20 @@
-"""Request credentials from Prometheus-style config: headers, basic auth, OAuth2.
+"""Request credentials from Prometheus-style config: headers, basic auth, OAuth2, signatures.
 
 Secrets are read when used, through a cache that re-checks the file's
 :class:`~exporter.files.Fingerprint` at most once a second, so a rotated
 Kubernetes secret (a swapped ``..data`` symlink) is picked up without a restart
 and without a file read per request.  Nothing here logs a secret's value.
+
+A signed source (Evocalize's ``evocalize_signature``) gets its signature per
+request from :meth:`Auth.signed`, which the client calls with the path exactly
+as it goes on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -19,6 +24,8 @@ from exporter.model import Response
 
 # Fetch a token: (url, form fields, headers) -> response, or a failure reason.
 TokenPost = Callable[[str, Mapping[str, str], Mapping[str, str]], Awaitable["Response | str"]]
+# An API's request signing (ApiSpec.sign): (path as sent, Unix seconds, key ID, secret) -> headers.
+Signer = Callable[[str, int, str, str], tuple[tuple[str, str], ...]]
 
 RECHECK_SECONDS = 1.0
 # A token is renewed this long before the expiry its issuer announced.
@@ -99,11 +106,21 @@ class Auth:
     """The headers one source's requests carry."""
 
     def __init__(
-        self, source: SourceConfig, post: TokenPost, monotonic: Callable[[], float]
+        self,
+        source: SourceConfig,
+        post: TokenPost,
+        monotonic: Callable[[], float],
+        *,
+        sign: Signer | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        if source.signature is not None and sign is None:
+            raise ValueError(f"API {source.api} does not sign requests")
         self._source = source
         self._post = post
         self._monotonic = monotonic
+        self._sign = sign
+        self._wall = wall
         self._secrets = SecretCache(monotonic)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
@@ -127,7 +144,23 @@ class Auth:
             )
         elif src.oauth2 is not None:
             out["Authorization"] = f"Bearer {await self._bearer(src.oauth2)}"
+        if src.signature is not None:
+            # Read here too, so an unreadable secret fails as every other credential does
+            # (AuthError, before the request); the signature itself needs the path.
+            self._secrets.get(src.signature.secret)
         return out
+
+    def signed(self, path: str) -> dict[str, str]:
+        """The signature headers of one request for ``path`` (raw, as sent) now; may be none.
+
+        The timestamp is the wall clock's whole Unix seconds.  An unreadable
+        secret raises :class:`AuthError`.
+        """
+        signature = self._source.signature
+        if signature is None or self._sign is None:
+            return {}
+        secret = self._secrets.get(signature.secret)
+        return dict(self._sign(path, int(self._wall()), signature.key_id, secret))
 
     def invalidate(self) -> bool:
         """Forget the OAuth2 token after the API refused it; whether there was one."""

@@ -23,7 +23,7 @@ from exporter.config.model import SourceConfig, TLSConfig
 from exporter.config.tls import load_tls
 from exporter.files import Fingerprint, fingerprint
 from exporter.model import Response
-from exporter.polling.auth import Auth
+from exporter.polling.auth import Auth, AuthError, Signer
 
 USER_AGENT = f"batch-job-exporter/{__version__}"
 # Far above any documented answer (an errors page, a job); a 50 MB body is refused unread.
@@ -148,6 +148,8 @@ class SourceClient:
         max_connections: int,
         stats: RequestStats,
         monotonic: Callable[[], float],
+        wall: Callable[[], float] = time.time,
+        sign: Signer | None = None,
     ) -> None:
         self.source = source
         self._stats = stats
@@ -155,7 +157,7 @@ class SourceClient:
         self.tls = TLSFiles(source.name, source.tls_config, monotonic)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self.auth = Auth(source, self._post_form, monotonic)
+        self.auth = Auth(source, self._post_form, monotonic, sign=sign, wall=wall)
 
     async def __aenter__(self) -> SourceClient:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
@@ -186,8 +188,11 @@ class SourceClient:
         return URL(text, encoded=True)
 
     async def get(self, url: URL, headers: Mapping[str, str]) -> Response | str:
-        """GET without following redirects (002 answers ``300`` when a report is done)."""
-        return await self._request("GET", url, headers=headers)
+        """GET without following redirects (002 answers a ``3xx`` when a report is done).
+
+        A signed source's signature headers are added here, from the path as sent.
+        """
+        return await self._request("GET", url, headers=headers, signed=True)
 
     async def _post_form(
         self, url: str, form: Mapping[str, str], headers: Mapping[str, str]
@@ -201,6 +206,7 @@ class SourceClient:
         *,
         headers: Mapping[str, str],
         data: dict[str, str] | None = None,
+        signed: bool = False,
     ) -> Response | str:
         # Before the session is looked at: awaiting a rebuild must not leave us holding a
         # session that a reload closed meanwhile, nor count the rebuild as request time.
@@ -208,6 +214,13 @@ class SourceClient:
         session = self._session
         if session is None:  # closed by a reload while a slow poll still held it
             return "client_closed"
+        if signed:
+            try:
+                # Last thing before sending: the vendor refuses a timestamp over a minute old.
+                # raw_path is the path on the wire (aiohttp sends raw_path_qs), %2F and all.
+                headers = {**headers, **self.auth.signed(url.raw_path)}
+            except AuthError as exc:  # the secret file went away since headers() read it
+                return exc.reason
         started = time.perf_counter()
         code: str
         result: Response | str

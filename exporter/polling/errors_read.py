@@ -5,6 +5,9 @@ whose page fails (a 5xx, a timeout, a body that does not parse), is kept by the
 poller, and the next poll goes on from that page: the job request is not sent
 again, and no page is counted twice.  A read that keeps failing is abandoned
 (:meth:`ErrorsRead.give_up`): the job is recorded finished with what was read.
+A listing that answers "not ready yet" (the API's ``errors_pending_statuses``)
+is no failure: it is asked again at the source's interval until it answers or
+the finished-job retention has passed since the job was seen finished.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ from dataclasses import dataclass, field
 from yarl import URL
 
 from exporter.jobs.entry import JobView
-from exporter.model import Response, Snapshot, VendorError
-from exporter.polling.outcomes import PollFailed
+from exporter.model import ErrorsPage, Response, Snapshot, VendorError
+from exporter.polling.outcomes import Deferred, PollFailed
 from exporter.polling.runtime import PollClient, Runtime
 
-__all__ = ["MAX_ERROR_PAGES", "MAX_READ_FAILURES", "ErrorsRead", "read_errors"]
+__all__ = [
+    "MAX_ERROR_PAGES",
+    "MAX_READ_FAILURES",
+    "ErrorsRead",
+    "ListingPending",
+    "read_errors",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +40,10 @@ MAX_READ_FAILURES = 20
 
 # One request through the source's gate: the poller's, which raises on anything but an answer.
 Get = Callable[[Runtime[PollClient], URL], Awaitable[Response]]
+
+
+class ListingPending(Deferred):
+    """The listing is not ready yet: not a failure; the read is kept and asked in ``delay``."""
 
 
 @dataclass(slots=True)
@@ -46,12 +59,14 @@ class ErrorsRead:
     pages: int = 0
     failures: int = 0  # failed pages in a row
     failing_since: float | None = None  # monotonic time of the first of them
+    listed: int | None = None  # the listing's own count of failures, as its last page said
 
-    def add(self, counts: tuple[tuple[str, int], ...]) -> None:
+    def add(self, page: ErrorsPage) -> None:
         """One more page read: its counts join the totals, and the failures in a row end."""
         self.pages += 1
         self.failures, self.failing_since = 0, None
-        for code, n in counts:
+        self.listed = page.total
+        for code, n in page.counts:
             self.totals[code] = self.totals.get(code, 0) + n
 
     def failed(self, now: float) -> None:
@@ -67,9 +82,19 @@ class ErrorsRead:
 
 
 async def read_errors(
-    src: Runtime[PollClient], read: ErrorsRead, get: Get, *, max_pages: int = MAX_ERROR_PAGES
+    src: Runtime[PollClient],
+    read: ErrorsRead,
+    get: Get,
+    *,
+    now: Callable[[], float],
+    within: float,
+    max_pages: int = MAX_ERROR_PAGES,
 ) -> None:
-    """Read errors pages into ``read`` until the last (or ``max_pages``), each through the gate."""
+    """Read errors pages into ``read`` until the last (or ``max_pages``), each through the gate.
+
+    ``now`` is the wall clock; a listing not ready is waited for ``within``
+    seconds (the finished-job retention) after the job was seen finished.
+    """
     source = src.client.source
     job_id = read.entry.key[1]
     template = source.errors_path or src.spec.default_errors_path
@@ -79,16 +104,44 @@ async def read_errors(
     while read.pages < max_pages:
         query = {source.errors_page_token_param: read.token} if read.token else None
         resp = await get(src, src.client.url(template, job_id, query))
+        if resp.status in src.spec.errors_pending_statuses:
+            waited = now() - read.seen_at
+            if waited < within:
+                LOG.debug("errors of %s/%s: not ready (HTTP %d)", source.name, job_id, resp.status)
+                raise ListingPending(src.interval)
+            LOG.warning(
+                "errors of %s/%s: listing still not ready (HTTP %d) %.0fs after the job "
+                "finished; recording it finished with the %d pages read",
+                source.name,
+                job_id,
+                resp.status,
+                waited,
+                read.pages,
+            )
+            return
         if resp.status != 200:
+            detail = src.spec.error_text(resp) or f"HTTP {resp.status}"
+            LOG.warning("errors of %s/%s: unexpected answer: %s", source.name, job_id, detail)
             raise PollFailed("errors_endpoint")
         try:
             page = parse(resp)
         except VendorError as exc:
             LOG.warning("errors of %s/%s: %s", source.name, job_id, exc)
             raise PollFailed(exc.reason) from None
-        read.add(page.counts)
+        read.add(page)
         token = page.next_token
-        if token is None or token in read.seen:
+        if token is None:
+            _check_listed(source.name, job_id, read)
+            return
+        if token in read.seen:
+            # Reached once per job, like the page limit below.
+            LOG.warning(
+                "errors of %s/%s: the listing repeated a page token; stopped after %d pages, "
+                "its error counts may be truncated",
+                source.name,
+                job_id,
+                read.pages,
+            )
             return
         read.seen.add(token)
         read.token = token
@@ -99,3 +152,17 @@ async def read_errors(
         job_id,
         max_pages,
     )
+
+
+def _check_listed(source: str, job_id: str, read: ErrorsRead) -> None:
+    """Say so when the pages read list fewer failures than the listing counts (once per job)."""
+    counted = sum(read.totals.values())
+    if read.listed is not None and counted < read.listed:
+        LOG.info(
+            "errors of %s/%s: the listing counts %d failures but its %d pages list %d",
+            source,
+            job_id,
+            read.listed,
+            read.pages,
+            counted,
+        )

@@ -24,6 +24,7 @@ from exporter.jobs.table import JobTable
 from exporter.model import Response, Snapshot, Status, VendorError
 from exporter.polling.auth import AUTH_REFUSED, AuthError, token_refused
 from exporter.polling.errors_read import MAX_ERROR_PAGES, ErrorsRead, read_errors
+from exporter.polling.errors_refresh import ErrorsRefresh
 from exporter.polling.gate import Backoff, parse_retry_after
 from exporter.polling.outcomes import Deferred, PollFailed
 from exporter.polling.runtime import PollClient, Runtime
@@ -80,6 +81,7 @@ class Poller:
         self._reads: dict[JobKey, ErrorsRead] = {}
         self._sweep_at = SWEEP_MIN
         self._max_error_pages = max_error_pages
+        self._refresh = ErrorsRefresh(table, clock)
 
     async def poll(self, key: JobKey) -> float | None:
         """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
@@ -115,21 +117,19 @@ class Poller:
                 snap = await self._job(entry, src)
                 if snap is None:
                     return None
-                # A job the vendor does not know has no errors to read: its errors endpoint is
-                # a 404 too, and a failed poll for that would keep it from not_found forever.
-                if (
-                    not snap.status.finished
-                    or snap.status is Status.NOT_FOUND
-                    or src.spec.parse_errors_page is None
-                ):
-                    return self._succeeded(entry, src, snap)
+                if not src.spec.reads_errors(snap):
+                    delay = self._succeeded(entry, src, snap)
+                    if delay is not None:
+                        await self._refresh.run(entry, src, snap, self._read)
+                    return delay
+                self._refresh.forget(key)
                 read = ErrorsRead(entry, snap, self._clock.time())
                 self._table.record_pending_finish(key, snap, read.seen_at)
         try:
-            await read_errors(src, read, self._get, max_pages=self._max_error_pages)
+            await self._read(src, read)
         except Deferred:
-            # The job request (or an earlier page) used the rate slot: the next poll goes
-            # on from the page it could not send, so the read finishes instead of restarting.
+            # The job request (or an earlier page) used the rate slot, or the listing is not
+            # ready: the next poll goes on from the page it could not read, not restarting.
             self._keep(key, read)
             raise
         except PollFailed as failed:
@@ -153,6 +153,13 @@ class Poller:
             return None
         self._table.record_errors(key, tuple(sorted(read.totals.items())))
         return self._succeeded(entry, src, read.snap, read.seen_at)
+
+    async def _read(self, src: Src, read: ErrorsRead) -> None:
+        """Read the listing's pages into ``read``, each through the gate."""
+        await read_errors(
+            src, read, self._get, now=self._clock.time, within=self._table.retention,
+            max_pages=self._max_error_pages,
+        )  # fmt: skip
 
     async def _job(self, entry: JobView, src: Src) -> Snapshot | None:
         """The job's snapshot from its job request; ``None`` if it was dropped meanwhile."""

@@ -108,6 +108,8 @@ class SourcePool:
             max_connections=g.max_concurrency,
             stats=self._stats,
             monotonic=self._clock.monotonic,
+            wall=self._clock.time,
+            sign=REGISTRY[src.api].sign,
         )
 
     async def close(self) -> None:

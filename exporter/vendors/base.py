@@ -23,7 +23,8 @@ class ApiSpec:
     ``path_params`` are extra source keys the path template needs (002's
     ``report_type``); the config requires them for this API only.  An API with
     an errors endpoint sets both ``default_errors_path`` and
-    ``parse_errors_page``: the poller reads every page once the job finishes.
+    ``parse_errors_page``: the poller reads every page once the job finishes
+    (:meth:`reads_errors`; ``has_errors`` narrows which finished jobs).
     ``info_labels`` are the ``batchjob_info`` label names ``parse_job`` may
     put in :attr:`Snapshot.info`; the config reserves them for the exporter.
     ``default_page_token_param`` names the errors listing's page-token query
@@ -33,7 +34,9 @@ class ApiSpec:
     vendor's error body for a log line (default: :func:`error_detail`).
     ``signature_key`` and ``sign`` are an API's request signing: the source
     key that configures it, and the headers for one request
-    (``sign(path, unix_seconds, key_id, secret)``).
+    (``sign(path, unix_seconds, key_id, secret)``); ``signature_conflicts``
+    are header names (lower case) a signed source must not also set in
+    ``http_headers``.
     """
 
     name: str
@@ -49,13 +52,28 @@ class ApiSpec:
     errors_pending_statuses: frozenset[int] = frozenset()
     errors_while_running: bool = False
     describe_error: Callable[[Response], str | None] | None = None
+    has_errors: Callable[[Snapshot], bool] | None = None
     signature_key: str | None = None
     sign: Callable[[str, int, str, str], tuple[tuple[str, str], ...]] | None = None
+    signature_conflicts: frozenset[str] = frozenset()
 
     def error_text(self, response: Response) -> str | None:
         """The vendor's own words from an error answer, bounded, if it sent any."""
         describe = self.describe_error or error_detail
         return describe(response)
+
+    def reads_errors(self, snap: Snapshot) -> bool:
+        """Whether the poller reads the errors listing of a job its request saw as ``snap``.
+
+        Every finished job by default, never one the vendor does not know: its
+        listing is a 404 too, and a failed poll for that would keep it from
+        ``not_found`` forever.
+        """
+        if self.parse_errors_page is None or not snap.status.finished:
+            return False
+        if snap.status is Status.NOT_FOUND:
+            return False
+        return self.has_errors is None or self.has_errors(snap)
 
 
 MAX_QUOTED = 200
@@ -196,6 +214,27 @@ def read_count(obj: dict[str, object], key: str, parent: str = "") -> int | None
     if type(value) is int and value >= 0:
         return value
     raise shape_error(parent, key, "a non-negative integer", value)
+
+
+# Up to 19 digits: an int64, which proto3's JSON mapping writes as a string.
+_DECIMAL = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
+def read_lenient_count(obj: dict[str, object], key: str, parent: str = "") -> int | None:
+    """Read an optional item count that may also come as a decimal string (``"42"``).
+
+    Like :func:`read_count`, and a string of ASCII digits is read as its number:
+    proto3's JSON mapping writes 64-bit integers so.  ``"4x"``, ``"-1"``,
+    ``"4.0"`` and ``" 4"`` are shape errors, as are floats and booleans.
+    """
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) is int and value >= 0:
+        return value
+    if type(value) is str and _DECIMAL.fullmatch(value):
+        return int(value)
+    raise shape_error(parent, key, "a non-negative integer or its decimal string", value)
 
 
 def bounded(text: str, limit: int) -> str:

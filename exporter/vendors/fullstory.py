@@ -1,24 +1,35 @@
-"""Fullstory batch import job: ``GET /v2/events/batch/{id}`` (seed 001).
+"""Fullstory batch import job: ``GET /v2/events/batch/{id}`` and its errors (seed 001).
 
 ``imports`` counts the items imported; ``errors`` is only sent for failed
-imports.  ``job.created``/``job.finished`` are RFC 3339 timestamps.
+imports.  ``job.created``/``job.finished`` are RFC 3339 timestamps.  The
+answers are proto3 JSON: a zero count is left out, and a count may come as a
+decimal string.  ``GET .../{id}/errors`` lists a ``FAILED`` import's failures
+(``COMPLETED`` means finished without any) a page at a time, ``page_token``
+in and ``next_page_token`` out, ``total_records`` (a string) counting them
+all; while the import is processing it answers 202.  Users imports
+(``v2/users/batch/{id}``) have the same shapes.
 """
 
 from __future__ import annotations
 
-from exporter.model import Response, Snapshot, Status
+from exporter.model import ErrorsPage, Response, Snapshot, Status
 from exporter.vendors.base import (
     ApiSpec,
     bounded,
     load_json_object,
     map_status,
-    read_count,
+    read_lenient_count,
+    read_list,
     read_object,
+    read_optional_str,
     read_optional_timestamp,
     read_str,
+    shape_error,
 )
 
 MAX_VENDOR_STATUS = 100
+UNKNOWN_CODE = "unknown"
+MAX_CODE = 100
 
 STATUSES = {
     "PROCESSING": Status.RUNNING,
@@ -27,19 +38,58 @@ STATUSES = {
 }
 
 
+def _count(body: dict[str, object], key: str, status: Status) -> int | None:
+    """A count, where proto3 leaving it out of a finished job's answer means 0.
+
+    While the job runs an absent count stays unknown: no made-up zero.
+    """
+    if key not in body and status.finished:
+        return 0
+    return read_lenient_count(body, key)
+
+
 def parse_job(response: Response) -> Snapshot:
     """Read a batch import job; ``vendor_status`` is ``job.status`` as sent (bounded)."""
     body = load_json_object(response)
     job = read_object(body, "job")
     raw = read_str(job, "status", "job")
+    status = map_status(raw, STATUSES)
     return Snapshot(
-        status=map_status(raw, STATUSES),
+        status=status,
         vendor_status=bounded(raw, MAX_VENDOR_STATUS),
-        successful_items=read_count(body, "imports"),
-        error_items=read_count(body, "errors"),
+        successful_items=_count(body, "imports", status),
+        error_items=_count(body, "errors", status),
         created=read_optional_timestamp(job, "created", "job"),
         finished=read_optional_timestamp(job, "finished", "job"),
     )
+
+
+def parse_errors_page(response: Response) -> ErrorsPage:
+    """Count one page of import failures by ``code`` (missing or empty: ``unknown``).
+
+    proto3 leaves an empty ``results`` out; ``total_records`` is the listing's
+    own count of failures, across every page.
+    """
+    body = load_json_object(response)
+    items = read_list(body, "results") if body.get("results") is not None else []
+    counts: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise shape_error("results", f"[{index}]", "an object", item)
+        code = read_optional_str(item, "code", f"results[{index}]")
+        key = bounded(code, MAX_CODE) if code else UNKNOWN_CODE
+        counts[key] = counts.get(key, 0) + 1
+    token = read_optional_str(body, "next_page_token")
+    return ErrorsPage(
+        counts=tuple(sorted(counts.items())),
+        next_token=token or None,
+        total=read_lenient_count(body, "total_records"),
+    )
+
+
+def failed(snapshot: Snapshot) -> bool:
+    """Whether a finished import has failures to list: ``COMPLETED`` means none."""
+    return snapshot.status is Status.FAILED
 
 
 SPEC = ApiSpec(
@@ -47,5 +97,10 @@ SPEC = ApiSpec(
     vendor="fullstory",
     default_path="v2/events/batch/{id}",
     parse_job=parse_job,
+    default_errors_path="v2/events/batch/{id}/errors",
+    parse_errors_page=parse_errors_page,
     info_labels=frozenset(),  # no batchjob_info series
+    default_page_token_param="page_token",  # noqa: S106 - a query parameter name
+    errors_pending_statuses=frozenset({202}),
+    has_errors=failed,
 )

@@ -20,12 +20,14 @@ from exporter.config import (
     Header,
     JobConfig,
     OAuth2,
+    RequestSignature,
     Secret,
     TLSConfig,
     load_config,
     parse_config,
 )
 from exporter.model import ErrorsPage, Response, Snapshot, Status
+from exporter.vendors import REGISTRY as VENDORS
 from exporter.vendors.base import ApiSpec
 from tests.polling.test_client_tls import issue, make_ca, openssl
 
@@ -1358,3 +1360,258 @@ def test_watch_dir_must_be_a_directory_now(tmp_path: Path, value: str, message: 
     (problem,) = caught.value.problems
     expected = message.format(dir=tmp_path)
     assert problem == f"{tmp_path}/config.yaml:3:14: global.watch_dir: {expected}"
+
+
+# --- evocalize_signature (request signing, through ApiSpec.signature_key) -------------
+
+EVO = "evocalize_batch_report"
+KEY_ID = "a5646c38-fc29-11e9-8f0b-362b9e155667"
+
+
+def signed(text: str) -> Config:
+    """Parse dedented YAML with the real registry, whose Evocalize API signs requests."""
+    return parse_config(textwrap.dedent(text), "config.yaml", VENDORS)
+
+
+def signed_problems(text: str) -> list[str]:
+    """Return the problems of a config the real registry must reject."""
+    with pytest.raises(ConfigError) as caught:
+        signed(text)
+    return list(caught.value.problems)
+
+
+def test_signature_with_each_secret_form(secret_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``secret_file``, ``secret_env`` and ``secret`` each give the key ID and a Secret."""
+    monkeypatch.setenv("EVO_SECRET", SECRET)
+    for form, want in (
+        (f"secret_file: {secret_file}", Secret(file=secret_file)),
+        ("secret_env: EVO_SECRET", Secret(env="EVO_SECRET")),
+        (f"secret: {SECRET}", Secret(inline=SECRET)),
+    ):
+        extra = f"evocalize_signature:\n  key_id: {KEY_ID}\n  {form}\n"
+        config = signed(source(extra, api=EVO))
+        assert config.sources[0].signature == RequestSignature(KEY_ID, want)
+        assert config.sources[0].http_headers == ()
+
+
+def test_no_signature_by_default() -> None:
+    """Without the key, or with it null, a source does not sign."""
+    assert signed(source(api=EVO)).sources[0].signature is None
+    assert signed(source("evocalize_signature: ~\n", api=EVO)).sources[0].signature is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (
+            "evocalize_signature: {secret: s}",
+            "5:26: sources[0].evocalize_signature.key_id: required key is missing",
+        ),
+        (
+            f"evocalize_signature: {{key_id: {KEY_ID}}}",
+            "5:26: sources[0].evocalize_signature: one of secret, secret_file or secret_env "
+            "is required",
+        ),
+        (
+            "evocalize_signature: {key_id: '', secret: s}",
+            "5:35: sources[0].evocalize_signature.key_id: must not be empty",
+        ),
+        (
+            'evocalize_signature: {key_id: "a\\nb", secret: s}',
+            "5:35: sources[0].evocalize_signature.key_id: must not contain control characters",
+        ),
+        (
+            "evocalize_signature: {key_id: [a], secret: s}",
+            "5:35: sources[0].evocalize_signature.key_id: expected a string, got a list",
+        ),
+        (
+            "evocalize_signature: {key_id: k, secret: s, secret_env: PATH}",
+            "5:49: sources[0].evocalize_signature.secret_env: set only one of secret, "
+            "secret_file or secret_env",
+        ),
+        (
+            "evocalize_signature: {key_id: k, secret_file: /nonexistent/evo}",
+            '5:51: sources[0].evocalize_signature.secret_file: cannot read file "/nonexistent/evo":'
+            " No such file or directory",
+        ),
+        (
+            "evocalize_signature: {key_id: k, secret_env: NO_SUCH_EVO_SECRET_VAR}",
+            "5:50: sources[0].evocalize_signature.secret_env: environment variable "
+            "NO_SUCH_EVO_SECRET_VAR is not set",
+        ),
+        (
+            "evocalize_signature: {key_id: k, secret: s, secret_id: x}",
+            '5:49: sources[0].evocalize_signature.secret_id: unknown key "secret_id" (did you mean'
+            ' "secret_file"?); allowed keys: key_id, secret, secret_env, secret_file',
+        ),
+        (
+            "evocalize_signature: k",
+            "5:26: sources[0].evocalize_signature: expected a mapping, got a string",
+        ),
+    ],
+)
+def test_signature_problems(extra: str, problem: str) -> None:
+    """A key ID and exactly one secret are required, each checked where it is written."""
+    assert signed_problems(source(extra + "\n", api=EVO)) == [f"config.yaml:{problem}"]
+
+
+def test_signature_is_for_evocalize_only() -> None:
+    """Another API's source with the key is a problem naming the API it belongs to."""
+    text = source(f"evocalize_signature: {{key_id: k, secret: {SECRET}}}\n")
+    assert signed_problems(text) == [
+        "config.yaml:5:5: sources[0].evocalize_signature: API batch_import_job takes no "
+        "evocalize_signature: it is for evocalize_batch_report"
+    ]
+
+
+def test_signature_under_an_unknown_api_is_checked_as_a_mapping() -> None:
+    """With an unknown API only the unknown API and the mapping's own problems are reported."""
+    found = signed_problems(source("evocalize_signature: {secret: s}\n", api="nope"))
+    assert [problem.split(": ")[1] for problem in found] == [
+        "sources[0].api",
+        "sources[0].evocalize_signature.key_id",
+    ]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Evocalize-Client-Key",
+        "x-evocalize-client-key",
+        "X-EVOCALIZE-CLIENT-KEY",
+        "X-Evocalize-Client-Key-Id",
+        "x-evocalize-signature",
+        "X-Evocalize-Timestamp",
+    ],
+)
+def test_signature_and_a_client_key_header_do_not_go_together(header: str) -> None:
+    """The API prefers a client key over a signature: both set is a problem naming both."""
+    text = source(
+        f"""\
+        http_headers:
+          {header}: {{secrets: [{SECRET}]}}
+        evocalize_signature: {{key_id: k, secret: {SECRET}}}
+        """,
+        api=EVO,
+    )
+    assert signed_problems(text) == [
+        "config.yaml:7:5: sources[0].evocalize_signature: set either evocalize_signature or "
+        f"the {header} header in http_headers, not both"
+    ]
+
+
+def test_other_headers_go_with_a_signature() -> None:
+    """Headers that are not credentials (a proxy's, a tracing one) stay allowed."""
+    text = source(
+        "http_headers: {X-Trace: {values: [on]}}\nevocalize_signature: {key_id: k, secret: s}\n",
+        api=EVO,
+    )
+    source_ = signed(text).sources[0]
+    assert source_.http_headers == (Header("X-Trace", ("on",)),)
+    assert source_.signature == RequestSignature("k", Secret(inline="s"))
+
+
+def test_signature_secret_never_appears_in_problems_or_repr() -> None:
+    """A misplaced signature secret is not quoted; the model's repr hides an inline one."""
+    found = signed_problems(
+        source(
+            f"evocalize_signature: {{key_id: [{SECRET}], secret: [{SECRET}], x: {SECRET}}}\n",
+            api=EVO,
+        )
+    )
+    assert len(found) == 3, found
+    assert not any(SECRET in problem for problem in found), found
+    config = signed(source(f"evocalize_signature: {{key_id: k, secret: {SECRET}}}\n", api=EVO))
+    assert SECRET not in repr(config)
+
+
+# --- each API's errors listing (the real registry) ------------------------------------------
+
+
+def real(text: str) -> Config:
+    """Parse dedented YAML with the exporter's own registry."""
+    return parse_config(textwrap.dedent(text), "config.yaml", VENDORS)
+
+
+@pytest.mark.parametrize(
+    ("api", "param"), [("evocalize_batch_report", "pageToken"), ("batch_import_job", "page_token")]
+)
+def test_each_api_has_its_own_default_page_token_param(api: str, param: str) -> None:
+    """Without errors_page_token_param a source uses its API's own query parameter."""
+    (src,) = real(source(api=api)).sources
+    assert src.errors_page_token_param == param
+
+
+def test_a_configured_page_token_param_wins_over_the_apis() -> None:
+    """errors_page_token_param still overrides the API's default."""
+    (src,) = real(source("errors_page_token_param: cursor\n")).sources
+    assert src.errors_page_token_param == "cursor"  # noqa: S105 - a parameter name
+
+
+def test_fullstory_reads_the_events_listing_by_default() -> None:
+    """A Fullstory source without paths reads its events import and that import's errors."""
+    (src,) = real(source()).sources
+    assert (src.path, src.errors_path) == ("v2/events/batch/{id}", "v2/events/batch/{id}/errors")
+
+
+@pytest.mark.parametrize(
+    ("api", "path"),
+    [
+        ("batch_import_job", "v2/users/batch/{id}"),
+        ("batch_import_job", "/v2beta/events/batch/{id}/"),
+        ("evocalize_batch_report", "management/v2/items/report/{id}"),
+    ],
+)
+def test_the_errors_path_defaults_to_the_path_plus_errors(api: str, path: str) -> None:
+    """A source that sets path but not errors_path reads the listing at that path + /errors."""
+    (src,) = real(source(f"path: {path}\n", api=api)).sources
+    expected = path.strip("/")
+    assert (src.path, src.errors_path) == (path.lstrip("/"), expected + "/errors")
+
+
+def test_an_errors_path_given_wins_over_the_path() -> None:
+    """errors_path, when set, is used as written even if path is set too."""
+    text = source("path: v2/users/batch/{id}\nerrors_path: v2/users/batch/{id}/failures\n")
+    (src,) = real(text).sources
+    assert (src.path, src.errors_path) == ("v2/users/batch/{id}", "v2/users/batch/{id}/failures")
+
+
+def test_an_invalid_path_is_reported_once_not_again_for_the_errors_path() -> None:
+    """A path without {id} is one problem; the listing's default does not repeat it."""
+    assert real_problems(source("path: v2/users/batch\n")) == [
+        "config.yaml:5:11: sources[0].path: must contain the {id} placeholder"
+    ]
+
+
+def real_problems(text: str) -> list[str]:
+    """The problems of a config the real registry must reject."""
+    with pytest.raises(ConfigError) as caught:
+        real(text)
+    return list(caught.value.problems)
+
+
+def test_errors_refresh_is_a_duration_for_an_api_whose_listing_answers_while_running() -> None:
+    """``errors_refresh`` is off by default and a duration on Evocalize sources."""
+    text = source("errors_refresh: 5m\n", api="evocalize_batch_report")
+    assert parse_config(text, "config.yaml", VENDORS).sources[0].errors_refresh == 300.0
+    text = source(api="evocalize_batch_report")
+    assert parse_config(text, "config.yaml", VENDORS).sources[0].errors_refresh is None
+
+
+@pytest.mark.parametrize("api", ["batch_import_job", "report_job"])
+def test_errors_refresh_is_refused_where_the_listing_does_not_answer_while_running(
+    api: str,
+) -> None:
+    """Fullstory answers 202 while an import runs and Talkdesk has no listing: a problem."""
+    extra = "errors_refresh: 5m\n" + ("report_type: calls\n" if api == "report_job" else "")
+    assert real_problems(source(extra, api=api)) == [
+        f"config.yaml:5:5: sources[0].errors_refresh: API {api} has no errors listing "
+        "that answers while a job runs"
+    ]
+
+
+def test_errors_refresh_takes_at_least_a_second() -> None:
+    """A refresh more often than once a second is refused like a too short poll interval."""
+    found = real_problems(source("errors_refresh: 100ms\n", api="evocalize_batch_report"))
+    assert len(found) == 1
+    assert found[0].startswith("config.yaml:5:21: sources[0].errors_refresh: ")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.config import Secret
+from exporter.config import RequestSignature, Secret, SourceConfig
 from exporter.model import Response
-from exporter.polling.auth import AuthError, SecretCache, token_refused
+from exporter.polling.auth import Auth, AuthError, SecretCache, token_refused
 
 
 @pytest.mark.parametrize(
@@ -74,3 +75,64 @@ def test_a_secret_file_is_rechecked_each_second_and_read_only_when_it_changed(
         cache.get(secret)
     assert refused.value.reason == "secret_unreadable"
     assert str(refused.value) == f"cannot read file {tmp_path}/token: No such file or directory"
+
+
+# -- request signing ---------------------------------------------------------------
+
+
+def source_signed(
+    signature: RequestSignature | None, api: str = "evocalize_batch_report"
+) -> SourceConfig:
+    """A source of ``api`` with ``signature``."""
+    return SourceConfig(
+        name="evo",
+        api=api,
+        base_url="http://x/",
+        path="{id}",
+        poll_interval=30.0,
+        signature=signature,
+    )
+
+
+async def no_post(url: str, form: Mapping[str, str], headers: Mapping[str, str]) -> Response | str:
+    """A token endpoint that must never be asked."""
+    raise AssertionError(f"no token request expected, got one to {url}")
+
+
+def test_signed_passes_path_seconds_key_id_and_current_secret(clock: FakeClock) -> None:
+    """``signed`` hands the signer the raw path, the wall clock's whole second, key ID, secret."""
+    calls: list[tuple[str, int, str, str]] = []
+
+    def sign(path: str, stamp: int, key_id: str, secret: str) -> tuple[tuple[str, str], ...]:
+        calls.append((path, stamp, key_id, secret))
+        return (("X-Signed", f"{stamp}"),)
+
+    clock.advance(0.999)
+    signature = RequestSignature("kid", Secret(inline="shh"))
+    auth = Auth(source_signed(signature), no_post, clock.monotonic, sign=sign, wall=clock.time)
+    assert auth.signed("/a%2Fb") == {"X-Signed": "1700001000"}
+    assert calls == [("/a%2Fb", 1_700_001_000, "kid", "shh")]
+
+
+async def test_headers_of_a_signed_source_carry_no_secret(clock: FakeClock) -> None:
+    """``headers()`` only checks the secret can be read; the signature comes per request."""
+
+    def sign(path: str, stamp: int, key_id: str, secret: str) -> tuple[tuple[str, str], ...]:
+        raise AssertionError("headers() must not sign")
+
+    signature = RequestSignature("kid", Secret(inline="shh"))
+    auth = Auth(source_signed(signature), no_post, clock.monotonic, sign=sign, wall=clock.time)
+    assert await auth.headers() == {}
+
+
+def test_an_unsigned_source_signs_nothing(clock: FakeClock) -> None:
+    """Without a signature in the config, ``signed`` adds no header."""
+    auth = Auth(source_signed(None), no_post, clock.monotonic, wall=clock.time)
+    assert auth.signed("/x") == {}
+
+
+def test_a_signature_without_a_signer_is_refused(clock: FakeClock) -> None:
+    """An API with no ``sign`` cannot be given a signature (the pool reports it)."""
+    signature = RequestSignature("kid", Secret(inline="shh"))
+    with pytest.raises(ValueError, match=r"^API batch_import_job does not sign requests$"):
+        Auth(source_signed(signature, "batch_import_job"), no_post, clock.monotonic)

@@ -39,6 +39,13 @@ async def test_retry_after_is_sent_verbatim(
         assert answer.json()["code"] == "too_many_requests"
 
 
+EVO_CODES = {
+    "server_error": "EV_INTERNAL_SERVER_ERROR",
+    "resource_not_found": "EV_OBJECT_NOT_FOUND",
+    "unauthorized": "EV_UNAUTHORIZED_INVALID_KEY",
+}
+
+
 @pytest.mark.parametrize(
     ("kind", "status", "code"),
     [
@@ -55,13 +62,15 @@ async def test_error_faults_use_each_vendors_body(
         sim.add_job(api, "x")
     sim.set_fault("*", Fault(kind))
     auth = {"Authorization": "Bearer " + await token(http, sim)}
-    for path, keys in (
-        (EVO_REPORT + "x", {"message", "code"}),
-        (EVO_REPORT + "x/errors", {"message", "code"}),
-        (FS_BATCH + "x", {"message", "code"}),
-        (TD_JOBS + "x", TD_ERROR_KEYS),
-    ):
-        answer = await call(http, sim.url + path, headers={**EVO_HEADERS, **FS_HEADERS, **auth})
+    headers = {**EVO_HEADERS, **FS_HEADERS, **auth}
+    for path in (EVO_REPORT + "x", EVO_REPORT + "x/errors"):
+        answer = await call(http, sim.url + path, headers=headers)
+        assert answer.status == status
+        (error,) = answer.json()["errors"]  # Evocalize's envelope, with its own codes
+        assert (set(answer.json()), set(error)) == ({"errors"}, {"message", "code"})
+        assert error["code"] == EVO_CODES[code]
+    for path, keys in ((FS_BATCH + "x", {"message", "code"}), (TD_JOBS + "x", TD_ERROR_KEYS)):
+        answer = await call(http, sim.url + path, headers=headers)
         assert answer.status == status
         assert set(answer.json()) == keys
         assert answer.json()["code"] == code

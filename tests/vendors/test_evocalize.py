@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -9,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.model import ErrorsPage, Response, Snapshot, Status, VendorError
-from exporter.vendors.evocalize import SPEC, parse_errors_page, parse_job
+from exporter.vendors.evocalize import (
+    SPEC,
+    describe_error,
+    parse_errors_page,
+    parse_job,
+    sign,
+    signature,
+    string_to_sign,
+)
 
 # Verbatim from seed 000 ("Get Report Response").
 REPORT_EXAMPLE = """
@@ -349,6 +358,17 @@ def test_spec() -> None:
     assert SPEC.ok_statuses == frozenset({200})
     assert SPEC.parse_job is parse_job
     assert SPEC.parse_errors_page is parse_errors_page
+    assert SPEC.describe_error is describe_error
+    assert SPEC.signature_key == "evocalize_signature"
+    assert SPEC.sign is sign
+    assert SPEC.signature_conflicts == frozenset(
+        {
+            "x-evocalize-client-key",
+            "x-evocalize-client-key-id",
+            "x-evocalize-timestamp",
+            "x-evocalize-signature",
+        }
+    )
 
 
 JSON = st.recursive(
@@ -390,3 +410,93 @@ def test_parse_errors_page_returns_page_or_vendor_error(value: object) -> None:
     except VendorError:
         return
     assert isinstance(result, ErrorsPage)
+
+
+# -- signed requests ("Request And Response", Signature Authentication) -------------
+
+# The docs' key ID, and their client key standing in for a secret; their timestamp example.
+KEY_ID = "a5646c38-fc29-11e9-8f0b-362b9e155667"
+DOC_SECRET = "690a0ac5a5a219bb4a773f5bc116a325"  # noqa: S105 - the docs' example key
+STAMP = 1604094273
+HOSTILE_PATH = "/management/v1/items/report/a%2Fb%20c"
+
+
+def test_signature_of_a_get_is_path_timestamp_and_secret() -> None:
+    """No body line for a GET: SHA-256 hex of path, timestamp, secret; the path as sent."""
+    exact = f"{HOSTILE_PATH}\n{STAMP}\n{DOC_SECRET}".encode()
+    assert string_to_sign(HOSTILE_PATH, STAMP, DOC_SECRET) == exact
+    expected = hashlib.sha256(exact).hexdigest()
+    assert expected == "f8f38a876afed2b5698d8ff84a6391433a762ff822b6c7ca50ee03538812337d"
+    assert signature(HOSTILE_PATH, STAMP, DOC_SECRET) == expected
+    assert sign(HOSTILE_PATH, STAMP, KEY_ID, DOC_SECRET) == (
+        ("X-Evocalize-Client-Key-Id", KEY_ID),
+        ("X-Evocalize-Timestamp", "1604094273"),
+        ("X-Evocalize-Signature", expected),
+    )
+
+
+def test_signature_with_a_body_puts_it_on_its_own_line() -> None:
+    """A body goes on its own line between path and timestamp; an empty body is none."""
+    body = b'{"a":1}'
+    assert string_to_sign("/x", STAMP, "s", body) == b'/x\n{"a":1}\n1604094273\ns'
+    assert signature("/x", STAMP, "s", body) == (
+        "77e29753be574f06440d1a31203b8a3ecfe54355f2a34a88724a296d5a038281"
+    )
+    assert string_to_sign("/x", STAMP, "s", b"") == b"/x\n1604094273\ns"
+
+
+def test_signature_depends_on_every_part() -> None:
+    """The decoded path, another second or another secret each give another signature."""
+    base = signature(HOSTILE_PATH, STAMP, DOC_SECRET)
+    others = {
+        signature("/management/v1/items/report/a/b c", STAMP, DOC_SECRET),
+        signature(HOSTILE_PATH, STAMP + 1, DOC_SECRET),
+        signature(HOSTILE_PATH, STAMP, DOC_SECRET + "x"),
+    }
+    assert base not in others
+    assert len(others) == 3
+
+
+def test_secret_with_non_ascii_and_undecodable_bytes_signs_its_bytes() -> None:
+    """A UTF-8 secret hashes as UTF-8; an env var's undecodable byte hashes as that byte."""
+    assert string_to_sign("/x", 1, "\u00e9") == b"/x\n1\n\xc3\xa9"
+    assert string_to_sign("/x", 1, "\udcff") == b"/x\n1\n\xff"
+
+
+# -- error answers: {"errors": [{"message", "code", ...}]} ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (
+            '{"errors": [{"message": "Unauthorized Request",'
+            ' "code": "EV_UNAUTHORIZED_MISSING_HEADERS"}]}',
+            "EV_UNAUTHORIZED_MISSING_HEADERS: Unauthorized Request",
+        ),
+        (
+            '{"errors": [{"message": "m", "code": "EV_BAD_REQUEST_INVALID_FIELDS", "field": "id",'
+            ' "details": {}}, {"message": "n", "code": "EV_X"}, {}]}',
+            "EV_BAD_REQUEST_INVALID_FIELDS: m (field id) (and 2 more)",
+        ),
+        ('{"errors": [{"code": "EV_OBJECT_NOT_FOUND"}]}', "EV_OBJECT_NOT_FOUND"),
+        ('{"errors": [{"message": "line\\nbreak\\u0007"}]}', "line break "),
+        ('{"errors": [{"code": 404, "message": null}]}', "404"),
+        ('{"message": "plain", "code": "proxy"}', "proxy: plain"),
+        ('{"errors": [{}]}', None),
+        ('{"errors": []}', None),
+        ('{"errors": ["EV_X"]}', None),
+        ('{"errors": "EV_X"}', None),
+        ("<html>Bad gateway</html>", None),
+    ],
+)
+def test_describe_error_reads_the_envelope(body: str, text: str | None) -> None:
+    """The first error's code and message (and how many more); anything else falls back."""
+    assert describe_error(response(body, status=401)) == text
+    assert SPEC.error_text(response(body, status=401)) == text
+
+
+def test_describe_error_is_bounded() -> None:
+    """A huge code or message is cut to 200 characters each: one short log line."""
+    body = json.dumps({"errors": [{"code": "C" * 1000, "message": "m" * 5000}]})
+    assert describe_error(response(body, status=400)) == "C" * 200 + ": " + "m" * 200

@@ -2,13 +2,17 @@
 
 ``GET management/v1/items/report/{reportId}`` gives five item counts and
 ``isCompleted``; ``.../errors`` pages the failed items with opaque
-``pageToken`` values.  Both need the two ``X-Evocalize-Client-Key*`` headers.
+``pageToken`` values.  Both need credentials, in either of the vendor's two
+ways: the two ``X-Evocalize-Client-Key*`` headers, or a key ID, a timestamp
+and a signature (checked here with its own SHA-256, not the exporter's code).
+Errors come in the vendor's envelope, ``{"errors": [{"message", "code"}]}``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -33,6 +37,36 @@ PREFIX = "evocalize"
 REPORT = ("management", "v1", "items", "report", "{id}")
 KEY_HEADER = "X-Evocalize-Client-Key"
 KEY_ID_HEADER = "X-Evocalize-Client-Key-Id"
+TIMESTAMP_HEADER = "X-Evocalize-Timestamp"
+SIGNATURE_HEADER = "X-Evocalize-Signature"
+CLIENT_KEY, SIGNATURE = "client_key", "signature"
+MISSING = "EV_UNAUTHORIZED_MISSING_HEADERS"
+EXPIRED = "EV_UNAUTHORIZED_EXPIRED_REQUEST"
+# Not a vendor code: what the simulator answers, as EXPIRED, for a timestamp from the future.
+AHEAD = "ahead"
+AHEAD_MESSAGE = "Request timestamp is over 1 minute ahead: Unix seconds, not milliseconds."
+# "Requests with a timestamp over a minute old will not be accepted."  One more than a
+# minute ahead is refused too: a millisecond timestamp would otherwise pass for years.
+MAX_SKEW = 60
+# The vendor's codes and meanings (its "Errors" page).
+CODES = {
+    MISSING: "Request is missing one of the required headers.",
+    "EV_UNAUTHORIZED_INVALID_KEY": "Provided Client Key Id is invalid.",
+    "EV_UNAUTHORIZED_INVALID_SECRET": "Secret provided in X-Evocalize-Client-Key is not valid.",
+    "EV_UNAUTHORIZED_INVALID_SIGNATURE": "Signature provided in X-Evocalize-Signature "
+    "is not valid.",
+    EXPIRED: "Request timestamp is over 1 minute old.",
+    "EV_OBJECT_NOT_FOUND": "Unable to locate requested resource.",
+    "EV_BAD_REQUEST_MALFORMED": "Malformed request, e.g. a type mismatch.",
+    "EV_INTERNAL_SERVER_ERROR": "We had a problem with our server. Try again later.",
+}
+# The simulator's generic codes (faults, unknown routes) as Evocalize names them.
+GENERIC_CODES = {
+    "bad_request": "EV_BAD_REQUEST_MALFORMED",
+    "unauthorized": "EV_UNAUTHORIZED_INVALID_KEY",
+    "resource_not_found": "EV_OBJECT_NOT_FOUND",
+    "server_error": "EV_INTERNAL_SERVER_ERROR",
+}
 ERROR_MESSAGES = {
     "EV_BAD_REQUEST_DUPLICATE": "Duplicate user create request detected: user with {email} "
     "has already been associated to another user id.",
@@ -42,20 +76,76 @@ ERROR_MESSAGES = {
 }
 
 
+def error_body(code: str, message: str) -> dict[str, object]:
+    """Return Evocalize's error envelope; a generic code and message become the vendor's."""
+    vendor_code = GENERIC_CODES.get(code)
+    if vendor_code is not None:
+        code, message = vendor_code, CODES[vendor_code]
+    return {"errors": [{"message": message, "code": code}]}
+
+
 def request_headers(creds: SimCredentials) -> dict[str, str]:
-    """Return the headers a client sends to be let in."""
+    """Return the headers a client sends to be let in (with the client key)."""
     return {KEY_HEADER: creds.evocalize_key, KEY_ID_HEADER: creds.evocalize_key_id}
 
 
 def source(base_url: str, creds: SimCredentials) -> dict[str, object]:
-    """Return the source's config keys: the key as a secret header, its ID as a plain one."""
+    """Return the source's config keys: the key headers, or the signature if keys are off."""
     del base_url
+    if CLIENT_KEY not in creds.evocalize_modes:
+        secret = {"key_id": creds.evocalize_key_id, "secret": creds.evocalize_secret}
+        return {"evocalize_signature": secret}
     return {
         "http_headers": {
             KEY_HEADER: {"secrets": [creds.evocalize_key]},
             KEY_ID_HEADER: {"values": [creds.evocalize_key_id]},
         }
     }
+
+
+def expected_signature(path: str, timestamp: str, secret: str) -> str:
+    """Return the signature of a body-less request: SHA-256 of path, timestamp, secret."""
+    return hashlib.sha256(f"{path}\n{timestamp}\n{secret}".encode()).hexdigest()
+
+
+def check_credentials(request: web.Request, creds: SimCredentials, now: float) -> str | None:
+    """Return the ``EV_UNAUTHORIZED_*`` code refusing the request, or ``None`` to let it in."""
+    headers = request.headers
+    key_id = headers.get(KEY_ID_HEADER)
+    if key_id is None:
+        return MISSING
+    if not same(key_id, creds.evocalize_key_id):
+        return "EV_UNAUTHORIZED_INVALID_KEY"
+    if KEY_HEADER in headers:  # "If both ... are present, Shared Secret takes precedence."
+        ok = CLIENT_KEY in creds.evocalize_modes and same(headers[KEY_HEADER], creds.evocalize_key)
+        return None if ok else "EV_UNAUTHORIZED_INVALID_SECRET"
+    if SIGNATURE not in creds.evocalize_modes:
+        return MISSING
+    return _check_signature(request, creds.evocalize_secret, now)
+
+
+def _check_signature(request: web.Request, secret: str, now: float) -> str | None:
+    """Check the timestamp and signature headers of a request signed with ``secret``."""
+    stamp, given = request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER)
+    if stamp is None or given is None:
+        return MISSING
+    if not (stamp.isascii() and stamp.isdigit()):
+        return EXPIRED  # no age can be read from it
+    # Twelve digits reach the year 33658; more can only be a millisecond clock (or abuse).
+    if len(stamp) > 12 or int(stamp) - now > MAX_SKEW:
+        return AHEAD
+    if now - int(stamp) > MAX_SKEW:
+        return EXPIRED
+    path = request.raw_path.partition("?")[0]  # as sent: still percent-encoded
+    want = expected_signature(path, stamp, secret)
+    return None if same(given, want) else "EV_UNAUTHORIZED_INVALID_SIGNATURE"
+
+
+def vendor_error(status: int, code: str) -> web.Response:
+    """Answer ``status`` with one of the vendor's codes and its meaning, in the envelope."""
+    if code == AHEAD:
+        return error_response(status, EXPIRED, AHEAD_MESSAGE, body=error_body)
+    return error_response(status, code, CODES[code], body=error_body)
 
 
 def report(job: SimJob, now: float, base_url: str) -> Answer:
@@ -115,16 +205,13 @@ def _read_token(token: str) -> int | None:
 
 
 def _find(sim: SimState, request: web.Request, params: Params) -> SimJob | web.Response:
-    """Check the key headers and find the report, or answer 401/404."""
-    creds = sim.credentials
-    if not (
-        same(request.headers.get(KEY_HEADER), creds.evocalize_key)
-        and same(request.headers.get(KEY_ID_HEADER), creds.evocalize_key_id)
-    ):
-        return error_response(401)
+    """Check the credentials and find the report, or answer 401/404."""
+    refusal = check_credentials(request, sim.credentials, sim.clock())
+    if refusal is not None:
+        return vendor_error(401, refusal)
     job = live_job(sim, API, params["id"])
     if job is None:
-        return error_response(404, message="Report not found")
+        return vendor_error(404, "EV_OBJECT_NOT_FOUND")
     return job
 
 
@@ -147,7 +234,7 @@ async def errors_handler(sim: SimState, request: web.Request, params: Params) ->
     if token:
         decoded = _read_token(token)
         if decoded is None:
-            return error_response(400, "invalid_page_token", "Invalid page token")
+            return vendor_error(400, "EV_BAD_REQUEST_MALFORMED")
         offset = decoded
     now, size = sim.clock(), sim.errors_page_size
     body: dict[str, object] = {"data": error_items(job, now, offset, offset + size)}
@@ -174,4 +261,5 @@ VENDOR = SimVendor(
         DemoJob("evo-nightly-backfill", 2400, 8.0, 25, start_delay=60.0),  # starts in 1 min
     ),
     demo_missing=True,
+    error_body=error_body,
 )

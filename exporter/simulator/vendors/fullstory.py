@@ -1,18 +1,30 @@
-"""Fullstory batch imports (seed 001): ``GET v2/events/batch/{id}`` with a Basic API key.
+"""Fullstory batch imports (seed 001 and its Swagger): the job, its errors, a Basic API key.
 
-The body counts ``imports``; ``errors`` only for a ``FAILED`` job.  Timestamps
-are RFC 3339 with milliseconds; ``finished`` appears once the job has.
+``GET v2/events/batch/{id}`` counts ``imports``; ``errors`` only for a
+``FAILED`` job.  Timestamps are RFC 3339 with milliseconds; ``finished``
+appears once the job has.  ``.../{id}/errors`` lists a failed import's
+failures (``code`` and ``message``; every third has no ``code``) a page at a
+time, with an opaque ``page_token``/``next_page_token`` and ``total_records``
+as a string; while the job is processing it answers 202.  Users imports,
+``v2/users/batch/{id}``, answer the same for the same jobs.
+
+A job asks for Fullstory's proto3 JSON habits by words before a ``+`` in its
+ID (``omit-zeros+string-counts+j1``), as a payment sandbox's test card numbers
+ask for a behaviour: the simulator's job model knows no vendor's encodings.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from exporter.simulator.credentials import SimCredentials
-from exporter.simulator.jobs import SimJob
+from exporter.simulator.jobs import SimJob, error_code
 from exporter.simulator.responses import error_response
 from exporter.simulator.state import SimState
 from exporter.simulator.vendors.base import (
@@ -30,6 +42,27 @@ from exporter.simulator.vendors.base import (
 API = "batch_import_job"
 PREFIX = "fullstory"
 FINAL = {"completed": "COMPLETED", "failed": "FAILED", "canceled": "FAILED"}
+KINDS = ("events", "users")  # both batch imports, the same jobs
+TOKEN_PARAM = "page_token"  # noqa: S105 - a query parameter name
+
+OMIT_ZEROS = "omit-zeros"  # zero counts are left out, as proto3 JSON does
+STRING_COUNTS = "string-counts"  # counts are decimal strings, as proto3 JSON writes an int64
+LOOP_TOKEN = "loop-token"  # noqa: S105 - the listing repeats its next_page_token forever (a bug)
+QUIRKS = frozenset({OMIT_ZEROS, STRING_COUNTS, LOOP_TOKEN})
+
+# The simulator's error codes (:func:`error_code`) in Fullstory's snake_case style: its
+# Swagger names no item error codes, so these are made up.
+CODES = {
+    "EV_BAD_REQUEST_DUPLICATE": "duplicate_event",
+    "EV_BAD_REQUEST_INVALID_EMAIL": "invalid_argument",
+    "EV_BAD_REQUEST_UNKNOWN_GROUP": "type_conflict",
+}
+MESSAGES = {
+    "duplicate_event": "Event {n} was already imported",
+    "invalid_argument": "Event {n} has an invalid user email",
+    "type_conflict": "Event {n} property amount conflicts with its earlier type",
+    None: "Event {n} could not be imported",
+}
 
 
 def rfc3339(timestamp: float) -> str:
@@ -46,10 +79,40 @@ def status(job: SimJob, now: float) -> str:
     return FINAL.get(job.final_outcome, "FAILED")
 
 
+def quirks(job_id: str) -> frozenset[str]:
+    """Return the proto3 habits a job's ID asks for: the known words before its last ``+``."""
+    return frozenset(job_id.split("+")[:-1]) & QUIRKS
+
+
+def fs_code(index: int) -> str | None:
+    """Return the ``code`` of the ``index``-th failure (0-based); every third has none."""
+    code = error_code(index)
+    return None if code is None else CODES[code]
+
+
+def error_codes(errors: int) -> dict[str, int]:
+    """Count the first ``errors`` failures by code, a missing one as ``unknown`` (for tests)."""
+    counts: dict[str, int] = {}
+    for index in range(errors):
+        code = fs_code(index) or "unknown"
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
 def source(base_url: str, creds: SimCredentials) -> dict[str, object]:
     """Return the source's config keys: the API key as ``Basic`` credentials."""
     del base_url
     return {"authorization": {"type": "Basic", "credentials": creds.fullstory_api_key}}
+
+
+def _counts(job: SimJob, counts: dict[str, int]) -> dict[str, object]:
+    """Encode counts as the job's ID asks: zeros left out, numbers as strings."""
+    habits = quirks(job.id)
+    return {
+        key: str(n) if STRING_COUNTS in habits else n
+        for key, n in counts.items()
+        if n or OMIT_ZEROS not in habits
+    }
 
 
 def batch_job(job: SimJob, now: float, base_url: str) -> Answer:
@@ -60,33 +123,113 @@ def batch_job(job: SimJob, now: float, base_url: str) -> Answer:
     finished = job.finished_at(now)
     if finished is not None:
         info["finished"] = rfc3339(finished)
-    body: dict[str, object] = {"imports": job.processed(now) - failed}
+    counts = {"imports": job.processed(now) - failed}
     if state == "FAILED":
-        body["errors"] = failed
-    body["job"] = info
+        counts["errors"] = failed
+    return Answer(200, {**_counts(job, counts), "job": info})
+
+
+def page_token(offset: int) -> str:
+    """Encode a listing offset as an opaque token."""
+    return base64.urlsafe_b64encode(f"fs:{offset}".encode()).decode()
+
+
+def _read_token(token: str) -> int | None:
+    """Decode a token from :func:`page_token`, or ``None`` if it is not one."""
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    prefix, _, number = text.partition(":")
+    return int(number) if prefix == "fs" and number.isdigit() else None
+
+
+def failures(job: SimJob, now: float, start: int, stop: int) -> list[dict[str, object]]:
+    """Return failures ``start`` to ``stop`` (0-based) of a failed import, as the Swagger shows."""
+    listed = job.errors(now) if status(job, now) == "FAILED" else 0
+    items: list[dict[str, object]] = []
+    for index in range(start, min(stop, listed)):
+        number = (index + 1) * job.error_every
+        code = fs_code(index)
+        item: dict[str, object] = {
+            "message": MESSAGES[code].format(n=number),
+            "event": {"name": "Order Completed", "properties": {"item": number}},
+        }
+        if code is not None:
+            item["code"] = code
+        items.append(item)
+    return items
+
+
+def errors_page(job: SimJob, now: float, offset: int, size: int) -> Answer:
+    """Return the listing's page at ``offset`` at ``now``: 202 while the job is processing."""
+    if not job.is_finished(now):
+        return Answer(202, {})
+    listed = job.errors(now) if status(job, now) == "FAILED" else 0
+    body: dict[str, object] = {
+        "results": failures(job, now, offset, offset + size),
+        "total_records": str(listed),
+    }
+    if OMIT_ZEROS in quirks(job.id) and not listed:
+        body = {}  # proto3 leaves out an empty list and a zero count
+    if LOOP_TOKEN in quirks(job.id):
+        body["next_page_token"] = page_token(size)  # the same one, whatever was asked
+    elif offset + size < listed:
+        body["next_page_token"] = page_token(offset + size)
     return Answer(200, body)
 
 
-async def batch_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
-    """``GET v2/events/batch/{id}``."""
+def _find(sim: SimState, request: web.Request, params: Params) -> SimJob | web.Response:
+    """Check the API key and find the job, or answer 401/404."""
     if not same(split_auth(request, "Basic"), sim.credentials.fullstory_api_key):
         return error_response(401)
     job = live_job(sim, API, params["id"])
     if job is None:
         return error_response(404)
+    return job
+
+
+async def batch_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
+    """``GET v2/{events,users}/batch/{id}``."""
+    job = _find(sim, request, params)
+    if not isinstance(job, SimJob):
+        return job
     return batch_job(job, sim.clock(), api_url(sim, PREFIX)).response()
+
+
+async def errors_handler(sim: SimState, request: web.Request, params: Params) -> web.Response:
+    """``GET v2/{events,users}/batch/{id}/errors[?page_token=...]``."""
+    job = _find(sim, request, params)
+    if not isinstance(job, SimJob):
+        return job
+    query = parse_qs(request.raw_path.partition("?")[2], keep_blank_values=True)
+    token = (query.get(TOKEN_PARAM) or [""])[0]
+    offset = 0
+    if token:
+        decoded = _read_token(token)
+        if decoded is None:
+            return error_response(400, "invalid_argument", "Invalid page token")
+        offset = decoded
+    return errors_page(job, sim.clock(), offset, sim.errors_page_size).response()
 
 
 VENDOR = SimVendor(
     api=API,
     prefix=PREFIX,
-    routes=(Route(API, "GET", ("v2", "events", "batch", "{id}"), batch_handler),),
+    routes=tuple(
+        route
+        for kind in KINDS
+        for route in (
+            Route(API, "GET", ("v2", kind, "batch", "{id}"), batch_handler),
+            Route(API, "GET", ("v2", kind, "batch", "{id}", "errors"), errors_handler),
+        )
+    ),
     answer=batch_job,
     source=source,
     demo_jobs=(
         DemoJob("fs-web-events", 3000, 25.0),  # ~2 min
         DemoJob("fs-mobile-events", 12000, 20.0, 150),  # ~10 min
-        DemoJob("fs-legacy-import", 2000, 10.0, 40, "failed"),  # fails after ~3 min
+        DemoJob("fs-legacy-import", 2000, 10.0, 40, "failed"),  # fails after ~3 min, 50 errors
         DemoJob("abd123=", 500, 2.0),  # the seed's ID, ~4 min
     ),
 )

@@ -1,4 +1,4 @@
-"""Fullstory's simulated batch import endpoint, over real HTTP."""
+"""Fullstory's simulated batch imports and their errors listings, over real HTTP."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import pytest
 
 from exporter.simulator import EVOCALIZE, FULLSTORY, Simulator
 from exporter.simulator.vendors import fullstory
-from exporter.simulator.vendors.fullstory import rfc3339
+from exporter.simulator.vendors.fullstory import (
+    LOOP_TOKEN,
+    OMIT_ZEROS,
+    STRING_COUNTS,
+    error_codes,
+    fs_code,
+    quirks,
+    rfc3339,
+)
 from tests.simulator.helpers import (
     EVO_HEADERS,
     EVO_REPORT,
@@ -103,3 +111,187 @@ def test_rfc3339_has_millis_and_z() -> None:
     """Timestamps look like the Fullstory seed: ``2019-04-18T14:36:11.123Z``."""
     assert rfc3339(1555598171.123) == "2019-04-18T14:36:11.123Z"
     assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+
+
+# -- the errors listing -----------------------------------------------------------------
+
+
+async def read_listing(
+    http: aiohttp.ClientSession, url: str, *, limit: int = 50
+) -> list[dict[str, object]]:
+    """Every page of a listing, following ``next_page_token`` (at most ``limit`` pages)."""
+    pages: list[dict[str, object]] = []
+    token: object = None
+    while len(pages) < limit:
+        query = "" if token is None else f"?page_token={token}"
+        answer = await call(http, url + query, headers=FS_HEADERS)
+        assert answer.status == 200
+        pages.append(answer.json())
+        token = pages[-1].get("next_page_token")
+        if token is None:
+            break
+    return pages
+
+
+async def test_a_failed_imports_listing_pages_its_failures_with_a_string_total(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """Two per page, ``code`` and ``message`` (every third without a code), total as a string."""
+    sim.add_job(FULLSTORY, "bad", total=50, rate=100.0, error_every=10, outcome="failed")
+    clock.advance(1)
+    pages = await read_listing(http, sim.url + FS_BATCH + "bad/errors")
+    assert len(pages) == 3
+    paged = {"results", "total_records", "next_page_token"}
+    assert [set(body) for body in pages] == [paged, paged, {"results", "total_records"}]
+    assert {body["total_records"] for body in pages} == {"5"}
+    results = [item for body in pages for item in body["results"]]  # type: ignore[attr-defined]
+    assert [item.get("code") for item in results] == [fs_code(i) for i in range(5)]
+    assert [set(item) for item in results] == [
+        {"message", "code", "event"},
+        {"message", "code", "event"},
+        {"message", "event"},
+        {"message", "code", "event"},
+        {"message", "code", "event"},
+    ]
+    assert results[0]["message"] == "Event 10 was already imported"
+    counts: dict[str, int] = {}
+    for item in results:
+        code = str(item.get("code") or "unknown")
+        counts[code] = counts.get(code, 0) + 1
+    assert (
+        counts
+        == error_codes(5)
+        == {
+            "duplicate_event": 1,
+            "invalid_argument": 2,
+            "type_conflict": 1,
+            "unknown": 1,
+        }
+    )
+
+
+async def test_the_listing_answers_202_while_the_import_is_processing(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """Asked too early the listing says 202 with an empty body; once finished it lists."""
+    sim.add_job(FULLSTORY, "slow", total=100, rate=10.0, error_every=10, outcome="failed")
+    clock.advance(5)
+    early = await call(http, sim.url + FS_BATCH + "slow/errors", headers=FS_HEADERS)
+    assert (early.status, early.json()) == (202, {})
+    clock.advance(10)
+    late = await call(http, sim.url + FS_BATCH + "slow/errors", headers=FS_HEADERS)
+    assert (late.status, late.json()["total_records"]) == (200, "10")
+
+
+async def test_a_completed_imports_listing_is_empty(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """COMPLETED means no failures: no results, a total of "0", no next page."""
+    sim.add_job(FULLSTORY, "ok", total=10, rate=100.0, error_every=2)
+    clock.advance(1)
+    answer = await call(http, sim.url + FS_BATCH + "ok/errors", headers=FS_HEADERS)
+    assert (answer.status, answer.json()) == (200, {"results": [], "total_records": "0"})
+
+
+async def test_users_imports_answer_like_events_imports(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """``v2/users/batch/{id}`` and its listing answer as the events paths do for the job."""
+    sim.add_job(FULLSTORY, "u", total=20, rate=100.0, error_every=5, outcome="failed")
+    clock.advance(1)
+    users = sim.url + "fullstory/v2/users/batch/u"
+    for suffix in ("", "/errors"):
+        got = await call(http, users + suffix, headers=FS_HEADERS)
+        want = await call(http, sim.url + FS_BATCH + "u" + suffix, headers=FS_HEADERS)
+        assert (got.status, got.json()) == (want.status, want.json())
+    assert (await call(http, users, headers=FS_HEADERS)).json()["errors"] == 4
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("bad/errors?page_token=bm9wZQ==", FS_HEADERS, 400),
+        ("bad/errors?page_token=%FF", FS_HEADERS, 400),
+        ("bad/errors", {"Authorization": "Basic wrong"}, 401),
+        ("nope/errors", FS_HEADERS, 404),
+    ],
+    ids=["foreign-token", "undecodable-token", "bad-key", "unknown-job"],
+)
+async def test_the_listing_refuses_bad_tokens_keys_and_jobs(
+    sim: Simulator,
+    http: aiohttp.ClientSession,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    """A token it did not issue is a 400, a wrong key a 401, an unknown job a 404."""
+    sim.add_job(FULLSTORY, "bad", total=10, rate=100.0, error_every=2, outcome="failed")
+    sim.finish_job(FULLSTORY, "bad")
+    answer = await call(http, sim.url + FS_BATCH + path, headers=headers)
+    assert answer.status == status
+    assert set(answer.json()) == {"message", "code"}
+
+
+# -- proto3 habits a job asks for by its ID ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("job_id", "expected"),
+    [
+        ("j1", frozenset()),
+        (f"{OMIT_ZEROS}+j1", frozenset({OMIT_ZEROS})),
+        (f"{STRING_COUNTS}+{LOOP_TOKEN}+j1", frozenset({STRING_COUNTS, LOOP_TOKEN})),
+        (f"other+{OMIT_ZEROS}+j1", frozenset({OMIT_ZEROS})),
+        (OMIT_ZEROS, frozenset()),
+        (f"j1+{OMIT_ZEROS}", frozenset()),
+        ("ab+cd=", frozenset()),
+    ],
+)
+def test_quirks_are_the_known_words_before_the_last_plus(
+    job_id: str, expected: frozenset[str]
+) -> None:
+    """Only known words before the ID's last ``+`` ask for a habit; a base64-ish ID asks none."""
+    assert quirks(job_id) == expected
+
+
+async def test_omit_zeros_leaves_zero_counts_out_of_job_and_listing(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """proto3: 0 imports and 0 errors are not sent, running or finished; an empty listing is {}."""
+    job_id = f"{OMIT_ZEROS}+empty"
+    sim.add_job(FULLSTORY, job_id, total=10, rate=1.0, outcome="failed", start_delay=5)
+    running = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
+    assert set(running) == {"job"}
+    sim.finish_job(FULLSTORY, job_id)
+    done = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
+    assert (set(done), done["imports"], done["job"]["status"]) == ({"imports", "job"}, 10, "FAILED")
+    listing = await call(http, sim.url + FS_BATCH + job_id + "/errors", headers=FS_HEADERS)
+    assert (listing.status, listing.json()) == (200, {})
+
+
+async def test_string_counts_sends_counts_as_decimal_strings(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """proto3's int64 habit: ``imports`` and ``errors`` come as strings, zeros still sent."""
+    job_id = f"{STRING_COUNTS}+s"
+    sim.add_job(FULLSTORY, job_id, total=20, rate=100.0, error_every=20, outcome="failed")
+    clock.advance(1)
+    body = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
+    assert (body["imports"], body["errors"]) == ("19", "1")
+    sim.add_job(FULLSTORY, job_id, total=5, rate=100.0, outcome="failed")
+    clock.advance(1)
+    body = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
+    assert (body["imports"], body["errors"]) == ("5", "0")
+
+
+async def test_loop_token_repeats_the_same_next_page_token_forever(
+    sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A looping listing names the same next token on every page, even past its failures."""
+    job_id = f"{LOOP_TOKEN}+l"
+    sim.add_job(FULLSTORY, job_id, total=10, rate=100.0, error_every=5, outcome="failed")
+    clock.advance(1)
+    pages = await read_listing(http, sim.url + FS_BATCH + job_id + "/errors", limit=5)
+    assert len(pages) == 5
+    assert len({body["next_page_token"] for body in pages}) == 1
+    assert [len(body["results"]) for body in pages] == [2, 0, 0, 0, 0]  # type: ignore[arg-type]
