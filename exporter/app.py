@@ -78,7 +78,9 @@ class Exporter:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
-        self._pool = SourcePool(stats=self.stats, clock=self._clock, rng=self._rng)
+        self._pool = SourcePool(
+            registry=REGISTRY, stats=self.stats, clock=self._clock, rng=self._rng
+        )
         self.watchlist = Watchlist(
             self.table, self._pool.runtimes, rng=self._rng, max_jobs_per_source=max_jobs_per_source
         )

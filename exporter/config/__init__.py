@@ -1,6 +1,13 @@
 """The exporter's configuration: the validated model and the YAML loader that builds it."""
 
-from exporter.config._jobs import job_id_problem, label_name_problem
+from exporter.config._jobs import (
+    RESERVED_LABELS,
+    build_jobs,
+    job_id_problem,
+    label_name_problem,
+    reserved_labels,
+)
+from exporter.config._nodes import Walker, describe, is_null, quote
 from exporter.config.durations import format_duration, parse_duration
 from exporter.config.loader import ConfigError, load_config, parse_config
 from exporter.config.model import (
@@ -18,6 +25,7 @@ from exporter.config.model import (
 )
 
 __all__ = [
+    "RESERVED_LABELS",
     "Authorization",
     "BasicAuth",
     "Config",
@@ -30,10 +38,16 @@ __all__ = [
     "Secret",
     "SourceConfig",
     "TLSConfig",
+    "Walker",
+    "build_jobs",
+    "describe",
     "format_duration",
+    "is_null",
     "job_id_problem",
     "label_name_problem",
     "load_config",
     "parse_config",
     "parse_duration",
+    "quote",
+    "reserved_labels",
 ]

@@ -4,28 +4,41 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 
 from yaml.nodes import MappingNode, Node
 
 from exporter.config._nodes import Walker, join, line_of, quote
 from exporter.config.model import JobConfig
 from exporter.vendors import REGISTRY
+from exporter.vendors.base import ApiSpec
 
 MAX_JOB_ID = 256
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # The exporter's own labels: a job label with one of these names would clash with them.
-# Besides the fixed ones, each API's batchjob_info labels: a new vendor's are reserved too.
 FIXED_LABELS = frozenset({"source", "job_id", "api", "vendor_status", "code", "status", "origin"})
-RESERVED_LABELS = FIXED_LABELS.union(*(spec.info_labels for spec in REGISTRY.values()))
-_RESERVED_LIST = ", ".join(sorted(RESERVED_LABELS))
 
 
-def build_jobs(walker: Walker, node: Node, path: str) -> tuple[JobConfig, ...]:
-    """Every job of the list; a job ID listed twice in one source is a problem."""
+def reserved_labels(registry: Mapping[str, ApiSpec]) -> frozenset[str]:
+    """The fixed labels and each API's ``batchjob_info`` labels: a new vendor's are reserved too."""
+    return FIXED_LABELS.union(*(spec.info_labels for spec in registry.values()))
+
+
+# Those of the exporter's own registry: for job labels read outside a config (the API, a watch dir).
+RESERVED_LABELS = reserved_labels(REGISTRY)
+
+
+def build_jobs(
+    walker: Walker, node: Node, path: str, *, reserved: frozenset[str]
+) -> tuple[JobConfig, ...]:
+    """Every job of the list; a job ID listed twice in one source is a problem.
+
+    ``reserved`` are the label names a job may not use (see :func:`reserved_labels`).
+    """
     jobs: list[JobConfig] = []
     first_line: dict[str, int] = {}
     for index, item in enumerate(walker.sequence(node, path) or ()):
-        found = _job(walker, item, f"{path}[{index}]")
+        found = _job(walker, item, f"{path}[{index}]", reserved)
         if found is None:
             continue
         job, id_node = found
@@ -40,7 +53,9 @@ def build_jobs(walker: Walker, node: Node, path: str) -> tuple[JobConfig, ...]:
     return tuple(jobs)
 
 
-def _job(walker: Walker, node: Node, path: str) -> tuple[JobConfig, Node] | None:
+def _job(
+    walker: Walker, node: Node, path: str, reserved: frozenset[str]
+) -> tuple[JobConfig, Node] | None:
     """One job, given as a bare ID or as ``{id, labels}``, with the node of its ID."""
     labels: tuple[tuple[str, str], ...] = ()
     fields = walker.mapping(node, path, ("id", "labels")) if isinstance(node, MappingNode) else None
@@ -51,7 +66,7 @@ def _job(walker: Walker, node: Node, path: str) -> tuple[JobConfig, Node] | None
         id_node = walker.require(fields, "id")
         labels_node = fields.get("labels")
         if labels_node is not None:
-            labels = _labels(walker, labels_node, fields.at("labels"))
+            labels = _labels(walker, labels_node, fields.at("labels"), reserved)
         job_id = None if id_node is None else _job_id(walker, id_node, fields.at("id"))
     if job_id is None or id_node is None:
         return None
@@ -72,14 +87,17 @@ def job_id_problem(text: str) -> str | None:
     return None
 
 
-def label_name_problem(name: str) -> str | None:
-    """What is wrong with a job label's name, or ``None``."""
+def label_name_problem(name: str, reserved: frozenset[str] = RESERVED_LABELS) -> str | None:
+    """What is wrong with a job label's name, or ``None``.
+
+    ``reserved`` defaults to the exporter's own registry's, which the registration API uses.
+    """
     if not _LABEL_NAME.fullmatch(name):
         return f"{quote(name)} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
     if name.startswith("__"):
         return "label names starting with __ are reserved for Prometheus"
-    if name in RESERVED_LABELS:
-        return f"label {name} is the exporter's own (reserved: {_RESERVED_LIST})"
+    if name in reserved:
+        return f"label {name} is the exporter's own (reserved: {', '.join(sorted(reserved))})"
     return None
 
 
@@ -95,14 +113,16 @@ def _job_id(walker: Walker, node: Node, path: str, expected: str = "a job ID") -
     return text
 
 
-def _labels(walker: Walker, node: Node, path: str) -> tuple[tuple[str, str], ...]:
+def _labels(
+    walker: Walker, node: Node, path: str, reserved: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
     """Extra labels of a job: Prometheus label names that do not clash with the exporter's."""
     fields = walker.mapping(node, path, None)
     labels: list[tuple[str, str]] = []
     for name, (key, value) in fields.entries.items() if fields else ():
         at = join(path, name)
         text = walker.string(value, at, allow_empty=True)
-        problem = label_name_problem(name)
+        problem = label_name_problem(name, reserved)
         if problem is not None:
             walker.problem(key, at, problem)
         elif text is not None:

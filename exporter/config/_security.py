@@ -1,14 +1,14 @@
 """A source's credentials, extra headers and TLS settings, in Prometheus' HTTP client syntax.
 
 No message written here quotes a value that could be a secret: only key
-names, file names and environment variable names.
+names, file names and environment variable names.  An API's request signature,
+a credential of its own, is read in :mod:`exporter.config._signature`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 
 from yaml.nodes import Node, SequenceNode
 
@@ -18,20 +18,18 @@ from exporter.config.model import (
     BasicAuth,
     Header,
     OAuth2,
-    RequestSignature,
     Secret,
     TLSConfig,
 )
 from exporter.config.tls import TLS_VERSIONS, TLSFileError, load_tls
-from exporter.vendors.base import ApiSpec
 
 # RFC 9110 "token": what a header name or an auth scheme may consist of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # A header value may hold a tab but no other control character (CR/LF would split it).
-_BAD_HEADER_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+BAD_HEADER_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTH_KEYS = ("authorization", "basic_auth", "oauth2")
-_CONTROL_CHARS = "must not contain control characters"
+CONTROL_CHARS = "must not contain control characters"
 
 
 def secret(walker: Walker, fields: Fields, key: str, *, required: bool) -> Secret | None:
@@ -174,48 +172,6 @@ def _string_map(walker: Walker, node: Node, path: str) -> tuple[tuple[str, str],
     return tuple(pairs)
 
 
-def build_signature(
-    walker: Walker,
-    fields: Fields,
-    spec: ApiSpec | None,
-    registry: Mapping[str, ApiSpec],
-    headers: tuple[Header, ...],
-) -> RequestSignature | None:
-    """The API's own signing key (``evocalize_signature``); another API's is a problem."""
-    result: RequestSignature | None = None
-    for key in sorted({other.signature_key or "" for other in registry.values()} - {""}):
-        if key not in fields.entries:
-            continue
-        if spec is not None and key != spec.signature_key:
-            users = sorted(name for name, other in registry.items() if other.signature_key == key)
-            message = f"API {spec.name} takes no {key}: it is for {', '.join(users)}"
-            walker.problem(fields.key_node(key), fields.at(key), message)
-            continue
-        # With an unknown API only the mapping itself can be checked.
-        result = fields.read(key, lambda node, path: _signature(walker, node, path))
-        if spec is None or fields.get(key) is None:
-            continue
-        # The API takes a client key over a signature: a request must carry only one kind.
-        for header in headers:
-            if header.name.lower() in spec.signature_conflicts:
-                message = f"set either {key} or the {header.name} header in http_headers, not both"
-                walker.problem(fields.key_node(key), fields.at(key), message)
-    return result if spec is not None else None
-
-
-def _signature(walker: Walker, node: Node, path: str) -> RequestSignature | None:
-    """``{key_id, secret | secret_file | secret_env}``."""
-    fields = walker.mapping(node, path, ("key_id", "secret", "secret_file", "secret_env"))
-    if fields is None:
-        return None
-    key_id = walker.required(fields, "key_id", walker.string)
-    if key_id is not None and _BAD_HEADER_CHAR.search(key_id):
-        walker.problem(fields.entries["key_id"][1], fields.at("key_id"), _CONTROL_CHARS)
-        key_id = None
-    value = secret(walker, fields, "secret", required=True)
-    return None if key_id is None or value is None else RequestSignature(key_id, value)
-
-
 def build_headers(walker: Walker, node: Node, path: str) -> tuple[Header, ...]:
     """``http_headers: {Name: {values, secrets, files}}``."""
     fields = walker.mapping(node, path, None)
@@ -258,8 +214,8 @@ def _header(walker: Walker, node: Node, path: str, name: str) -> Header | None:
             if key == "files":
                 file_name = readable_file(walker, item, item_path)
                 secrets.extend(() if file_name is None else [Secret(file=file_name)])
-            elif _BAD_HEADER_CHAR.search(text):
-                walker.problem(item, item_path, _CONTROL_CHARS)
+            elif BAD_HEADER_CHAR.search(text):
+                walker.problem(item, item_path, CONTROL_CHARS)
             elif key == "values":
                 values.append(text)
             else:

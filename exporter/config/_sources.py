@@ -8,9 +8,10 @@ from collections.abc import Mapping
 
 from yaml.nodes import Node
 
-from exporter.config._jobs import build_jobs
+from exporter.config._jobs import build_jobs, reserved_labels
 from exporter.config._nodes import Fields, Walker, line_of, quote
-from exporter.config._security import build_auth, build_headers, build_signature, build_tls
+from exporter.config._security import build_auth, build_headers, build_tls
+from exporter.config._signature import build_signature
 from exporter.config.model import GlobalConfig, SourceConfig
 from exporter.vendors.base import ApiSpec
 
@@ -49,6 +50,7 @@ def build_sources(
         walker.problem(node, "sources", "list at least one source")
     path_params = sorted({param for spec in registry.values() for param in spec.path_params})
     signing = sorted({spec.signature_key for spec in registry.values() if spec.signature_key})
+    reserved = reserved_labels(registry)
     sources: list[SourceConfig] = []
     first_line: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -56,7 +58,7 @@ def build_sources(
         fields = walker.mapping(item, f"sources[{index}]", allowed)
         if fields is None:
             continue
-        source = _source(walker, fields, registry, global_)
+        source = _source(walker, fields, registry, global_, reserved)
         name_node = fields.get("name")
         if name_node is None or not source.name:
             continue
@@ -70,9 +72,16 @@ def build_sources(
 
 
 def _source(
-    walker: Walker, fields: Fields, registry: Mapping[str, ApiSpec], global_: GlobalConfig
+    walker: Walker,
+    fields: Fields,
+    registry: Mapping[str, ApiSpec],
+    global_: GlobalConfig,
+    reserved: frozenset[str],
 ) -> SourceConfig:
-    """One source; defaults stand in for bad values, as the caller raises anyway."""
+    """One source; defaults stand in for bad values, as the caller raises anyway.
+
+    ``reserved`` are the label names its jobs may not use: the registry's.
+    """
     # Checked in the order they are usually written, for problems at the same place.
     name = _name(walker, fields)
     spec = _spec(walker, fields, registry)
@@ -90,7 +99,8 @@ def _source(
         base_url=base_url,
         path=path or (spec.default_path if spec else ""),
         poll_interval=poll_interval or global_.poll_interval,
-        jobs=fields.read("jobs", lambda node, at: build_jobs(walker, node, at)) or (),
+        jobs=fields.read("jobs", lambda node, at: build_jobs(walker, node, at, reserved=reserved))
+        or (),
         path_params=_path_params(walker, fields, spec, registry, _uses(fields, path, spec)),
         errors_path=errors_path,
         errors_page_token_param=token_param,

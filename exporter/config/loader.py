@@ -8,7 +8,7 @@ Nothing is returned until the whole file has been checked.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import yaml
 from yaml.nodes import Node
@@ -27,6 +27,14 @@ _GLOBAL_KEYS = (
 )
 # A timeout of zero would fail every request; one millisecond is the smallest duration.
 _MIN_TIMEOUT = 0.001
+
+# YAML text to its root node (``None`` for an empty stream), raising PyYAML's errors.
+Compose = Callable[[str], Node | None]
+
+
+def _safe_compose(text: str) -> Node | None:
+    """PyYAML's ``compose`` with the safe loader: the nodes, never an arbitrary object."""
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 class ConfigError(Exception):
@@ -56,14 +64,22 @@ def load_config(path: str, registry: Mapping[str, ApiSpec]) -> Config:
     return parse_config(text, path, registry)
 
 
-def parse_config(text: str, filename: str, registry: Mapping[str, ApiSpec]) -> Config:
+def parse_config(
+    text: str,
+    filename: str,
+    registry: Mapping[str, ApiSpec],
+    *,
+    compose: Compose = _safe_compose,
+) -> Config:
     """Validate a config given as text; raise :class:`ConfigError` listing every problem.
 
     ``filename`` names the file in messages, and relative file names in the config
-    are resolved against its directory.
+    are resolved against its directory.  ``registry`` gives the APIs a source may
+    name, and the ``batchjob_info`` labels no job label may clash with.
+    ``compose`` turns the text into YAML nodes.
     """
     walker = Walker(base_dir=os.path.dirname(filename))
-    root = _compose(text, walker)
+    root = _compose(text, walker, compose)
     config = Config()
     if root is not None:
         config = _config(walker, root, registry)
@@ -73,10 +89,10 @@ def parse_config(text: str, filename: str, registry: Mapping[str, ApiSpec]) -> C
     return config
 
 
-def _compose(text: str, walker: Walker) -> Node | None:
+def _compose(text: str, walker: Walker, compose: Compose) -> Node | None:
     """The document's root node, or ``None`` after recording why there is none."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
     except yaml.reader.ReaderError as exc:
         # Only the code point is shown: the character may sit inside a secret.
         position = int(exc.position)

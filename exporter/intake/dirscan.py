@@ -14,7 +14,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from exporter.config._nodes import quote
+from exporter.config import quote
 from exporter.files import Fingerprint, stat_file
 from exporter.intake.jobfiles import is_job_file, parse_or_reject
 from exporter.jobs.keys import JobKey, Labels

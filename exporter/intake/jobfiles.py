@@ -15,9 +15,15 @@ from dataclasses import dataclass
 import yaml
 from yaml.nodes import MappingNode, Node
 
-from exporter.config import job_id_problem
-from exporter.config._jobs import build_jobs
-from exporter.config._nodes import Walker, describe, is_null, quote
+from exporter.config import (
+    RESERVED_LABELS,
+    Walker,
+    build_jobs,
+    describe,
+    is_null,
+    job_id_problem,
+    quote,
+)
 from exporter.jobs.keys import JobKey, Labels
 
 
@@ -124,7 +130,8 @@ def _parse_yaml(name: str, text: str, sources: Collection[str]) -> _Result:
         if source not in sources:
             walker.problem(key, "", _unknown(source, sources))
         elif node is not None:  # `source:` with nothing after it lists no jobs
-            found = build_jobs(walker, node, source)
+            # The exporter's own registry's labels: a watch dir feeds the running exporter.
+            found = build_jobs(walker, node, source, reserved=RESERVED_LABELS)
             jobs.extend(DirJob(source, job.id, job.labels) for job in found)
     ordered = sorted(walker.problems, key=lambda p: (p.line, p.column))
     problems = [f"{name}:{p.line}: {p.path + ': ' if p.path else ''}{p.message}" for p in ordered]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from exporter.clock import Clock
-from exporter.config._nodes import quote
+from exporter.config import quote
 from exporter.intake.dirscan import Listing, Version, collect, shown
 from exporter.jobs.keys import JobKey, Labels
 

@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+from collections.abc import Mapping
 
 from exporter.clock import Clock
 from exporter.config import Config, ConfigError, GlobalConfig, SourceConfig
 from exporter.polling.client import RequestStats, SourceClient
 from exporter.polling.gate import Backoff, SourceGate
 from exporter.polling.runtime import SourceRuntime
-from exporter.vendors import REGISTRY
+from exporter.vendors import ApiSpec
 
 
 def _settings(src: SourceConfig, g: GlobalConfig) -> tuple[object, ...]:
@@ -31,10 +32,21 @@ def _settings(src: SourceConfig, g: GlobalConfig) -> tuple[object, ...]:
 
 
 class SourcePool:
-    """``runtimes`` by source name; the dict is updated in place, so its readers see reloads."""
+    """``runtimes`` by source name; the dict is updated in place, so its readers see reloads.
 
-    def __init__(self, *, stats: RequestStats, clock: Clock, rng: random.Random) -> None:
+    ``registry`` gives each source's API by name: the one its config was loaded with.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: Mapping[str, ApiSpec],
+        stats: RequestStats,
+        clock: Clock,
+        rng: random.Random,
+    ) -> None:
         self.runtimes: dict[str, SourceRuntime] = {}
+        self._registry = registry
         self._settings: dict[str, tuple[object, ...]] = {}
         self._stats = stats
         self._clock = clock
@@ -97,7 +109,9 @@ class SourcePool:
                 gate = SourceGate(
                     max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
                 )
-            self.runtimes[name] = SourceRuntime(REGISTRY[src.api], client, gate, src.poll_interval)
+            self.runtimes[name] = SourceRuntime(
+                self._registry[src.api], client, gate, src.poll_interval
+            )
             self._settings[name] = settings
         return reset
 
@@ -109,7 +123,7 @@ class SourcePool:
             stats=self._stats,
             monotonic=self._clock.monotonic,
             wall=self._clock.time,
-            sign=REGISTRY[src.api].sign,
+            sign=self._registry[src.api].sign,
         )
 
     async def close(self) -> None:

@@ -9,9 +9,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yaml.nodes import Node
 
 import exporter.config
 from exporter.config import (
+    RESERVED_LABELS,
     Authorization,
     BasicAuth,
     Config,
@@ -23,8 +25,10 @@ from exporter.config import (
     RequestSignature,
     Secret,
     TLSConfig,
+    label_name_problem,
     load_config,
     parse_config,
+    reserved_labels,
 )
 from exporter.model import ErrorsPage, Response, Snapshot, Status
 from exporter.vendors import REGISTRY as VENDORS
@@ -261,9 +265,12 @@ def test_relative_secret_files_are_resolved_next_to_the_config(tmp_path: Path) -
 
 
 def test_public_names_are_exported() -> None:
-    """The package re-exports the loader, the errors, durations and the model."""
+    """The package re-exports the loader, the errors, durations, the model and job lists."""
     for name in ("ConfigError", "load_config", "parse_config", "parse_duration", "SourceConfig"):
         assert hasattr(exporter.config, name)
+    # What the watch dir reads its job files with, so it needs none of the private modules.
+    for name in ("Walker", "build_jobs", "describe", "is_null", "quote", "RESERVED_LABELS"):
+        assert name in exporter.config.__all__
     assert set(exporter.config.__all__) <= set(dir(exporter.config))
 
 
@@ -390,16 +397,28 @@ def test_nesting_too_deep_is_a_problem_not_a_crash() -> None:
         ),
     ],
 )
-def test_unusual_yaml_errors_are_still_problems(
-    monkeypatch: pytest.MonkeyPatch, error: yaml.YAMLError, expected: str
-) -> None:
+def test_unusual_yaml_errors_are_still_problems(error: yaml.YAMLError, expected: str) -> None:
     """Any PyYAML error, even one without a position, becomes a problem."""
 
-    def fail(*args: object, **kwargs: object) -> None:
+    def fail(text: str) -> Node | None:
         raise error
 
-    monkeypatch.setattr(yaml, "compose", fail)
-    assert one_problem(source()) == expected
+    with pytest.raises(ConfigError) as caught:
+        parse_config(source(), "config.yaml", REGISTRY, compose=fail)
+    assert caught.value.problems == (expected,)
+
+
+def test_the_loader_composes_with_the_function_it_is_given() -> None:
+    """The injected ``compose`` gets the whole text, and its root node is what is read."""
+    seen: list[str] = []
+
+    def compose(text: str) -> Node | None:
+        seen.append(text)
+        return yaml.compose(source("jobs: [b]\n"), Loader=yaml.SafeLoader)
+
+    config = parse_config("not read as YAML", "config.yaml", REGISTRY, compose=compose)
+    assert seen == ["not read as YAML"]
+    assert config.sources[0].jobs == (JobConfig("b"),)
 
 
 # --- structure: unknown keys, types, duplicates ----------------------------------
@@ -1227,25 +1246,72 @@ def test_labels_are_checked(labels: str, message: str) -> None:
     assert message in problem
 
 
+FIXED = "api, code, job_id, origin, source, status, vendor_status"
+
+
 @pytest.mark.parametrize(
-    "name",
-    [
-        "source",
-        "job_id",
-        "api",
-        "vendor_status",
-        "name",
-        "format",
-        "timezone",
-        "code",
-        "status",
-        "origin",
-    ],
+    "name", ["source", "job_id", "api", "vendor_status", "code", "status", "origin"]
 )
-def test_every_reserved_label_is_rejected(name: str) -> None:
-    """Each of the exporter's own label names is refused as a job label."""
+def test_every_fixed_label_is_rejected(name: str) -> None:
+    """Each of the exporter's own label names is refused, whatever the registry."""
     problem = one_problem(source(f"jobs: [{{id: a, labels: {{{name}: x}}}}]\n"))
-    assert f"label {name} is the exporter's own" in problem
+    assert problem == (
+        f"config.yaml:5:29: sources[0].jobs[0].labels.{name}: "
+        f"label {name} is the exporter's own (reserved: {FIXED})"
+    )
+
+
+@pytest.mark.parametrize("name", ["name", "format", "timezone"])
+def test_the_real_registrys_info_labels_are_rejected(name: str) -> None:
+    """Talkdesk's ``batchjob_info`` labels are refused under the real registry."""
+    text = source(f"jobs: [{{id: a, labels: {{{name}: x}}}}]\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(textwrap.dedent(text), "config.yaml", VENDORS)
+    assert caught.value.problems == (
+        f"config.yaml:5:29: sources[0].jobs[0].labels.{name}: label {name} is the exporter's"
+        " own (reserved: api, code, format, job_id, name, origin, source, status, timezone,"
+        " vendor_status)",
+    )
+
+
+def test_the_given_registrys_info_labels_are_the_reserved_ones() -> None:
+    """The registry parse_config is given decides: its info labels are refused, no others."""
+    spec = ApiSpec(
+        name="batch_import_job",
+        vendor="fullstory",
+        default_path="v2/events/batch/{id}",
+        parse_job=_parse_job,
+        info_labels=frozenset({"team"}),
+    )
+    text = source("jobs: [{id: a, labels: {team: x}}, {id: b, labels: {timezone: UTC}}]\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "config.yaml", {spec.name: spec})
+    assert caught.value.problems == (
+        "config.yaml:5:29: sources[0].jobs[0].labels.team: label team is the exporter's own"
+        " (reserved: api, code, job_id, origin, source, status, team, vendor_status)",
+    )
+    assert parse(source("jobs: [{id: b, labels: {timezone: UTC}}]\n")).sources[0].jobs == (
+        JobConfig("b", labels=(("timezone", "UTC"),)),
+    )
+
+
+def test_reserved_labels_are_the_fixed_ones_and_the_registrys_info_labels() -> None:
+    """reserved_labels adds each API's info labels; RESERVED_LABELS is the real registry's."""
+    fixed = {"api", "code", "job_id", "origin", "source", "status", "vendor_status"}
+    assert reserved_labels(REGISTRY) == fixed
+    assert RESERVED_LABELS == reserved_labels(VENDORS) == fixed | {"format", "name", "timezone"}
+
+
+def test_label_name_problem_checks_against_the_set_it_is_given() -> None:
+    """A label is reserved only in the set passed; without one, the real registry's applies."""
+    assert label_name_problem("team", frozenset({"team", "api"})) == (
+        "label team is the exporter's own (reserved: api, team)"
+    )
+    assert label_name_problem("timezone", frozenset({"team"})) is None
+    assert label_name_problem("timezone") == (
+        "label timezone is the exporter's own (reserved: api, code, format, job_id, name,"
+        " origin, source, status, timezone, vendor_status)"
+    )
 
 
 def test_custom_tags_are_not_strings() -> None:

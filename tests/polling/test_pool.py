@@ -7,8 +7,10 @@ import ssl
 from pathlib import Path
 
 from exporter.clock import FakeClock
-from exporter.config import Config, SourceConfig, TLSConfig
+from exporter.config import Config, RequestSignature, Secret, SourceConfig, TLSConfig
+from exporter.model import Response, Snapshot, Status
 from exporter.polling.pool import SourcePool
+from exporter.vendors import REGISTRY, ApiSpec
 from tests.polling.test_client_tls import Stats, make_ca
 
 
@@ -33,7 +35,7 @@ async def test_a_reload_keeps_the_client_and_makes_it_reread_its_tls_files(
         tls_config=TLSConfig(ca_file=str(ca_file)),
     )
     config = Config(sources=(src,))
-    pool = SourcePool(stats=Stats(), clock=clock, rng=random.Random(0))
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0))
     try:
         await pool.update(config)
         client = pool.runtimes["vendor"].client
@@ -44,5 +46,45 @@ async def test_a_reload_keeps_the_client_and_makes_it_reread_its_tls_files(
         assert await pool.update(config) == set()
         assert pool.runtimes["vendor"].client is client
         assert trusted(await client.tls.current()) == [((("commonName", "ca2"),),)]
+    finally:
+        await pool.close()
+
+
+def _parse_job(response: Response) -> Snapshot:
+    """Stand in for a vendor parser: the pool never calls it."""
+    return Snapshot(Status.UNKNOWN, str(response.status))
+
+
+def _sign(path: str, unix_seconds: int, key_id: str, secret: str) -> tuple[tuple[str, str], ...]:
+    """A signer whose one header shows everything it was given."""
+    return (("X-Signed", f"{path} {unix_seconds} {key_id} {secret}"),)
+
+
+async def test_the_pool_takes_each_api_from_the_registry_it_is_given(clock: FakeClock) -> None:
+    """A source's runtime holds the given registry's spec, and its client signs with its sign."""
+    spec = ApiSpec(
+        name="test_api",
+        vendor="test",
+        default_path="jobs/{id}",
+        parse_job=_parse_job,
+        signature_key="test_signature",
+        sign=_sign,
+    )
+    src = SourceConfig(
+        name="t",
+        api="test_api",
+        base_url="http://127.0.0.1:9/",
+        path="jobs/{id}",
+        poll_interval=30.0,
+        signature=RequestSignature("key", Secret(inline="s3cret")),
+    )
+    pool = SourcePool(registry={"test_api": spec}, stats=Stats(), clock=clock, rng=random.Random(0))
+    try:
+        assert await pool.update(Config(sources=(src,))) == set()
+        runtime = pool.runtimes["t"]
+        assert runtime.spec is spec
+        assert runtime.client.auth.signed("/jobs/r") == {
+            "X-Signed": f"/jobs/r {int(clock.time())} key s3cret"
+        }
     finally:
         await pool.close()
