@@ -1,27 +1,29 @@
-"""The benchmark's data: a seeded, realistic mix of jobs of the three APIs.
+"""The benchmark's data: a seeded, realistic mix of jobs of the simulated APIs.
 
 Every snapshot comes from the real vendor parsers reading the answers the
 simulator's vendor modules give for a job in that state, so the series and
 their bytes are what the exporter shows in production.  The same jobs fill the
 exporter's table, the naive prometheus_client registry and the config files of
-the process runs.
+the process runs.  What differs by vendor comes from its ``SimVendor``: its
+share of the jobs (``bench_weight``), its IDs (``new_id``), its jobs' options
+(those of one of its demo jobs), its item error codes and whether it still
+reports a deleted job.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from exporter.jobs.table import JobTable
 from exporter.model import Response, Snapshot, Status
-from exporter.simulator import EVOCALIZE, FULLSTORY, TALKDESK, VENDORS, SimJob, error_code_counts
+from exporter.simulator import VENDORS, SimJob
 from exporter.simulator.vendors import source_yaml, vendor_url
 from exporter.vendors import REGISTRY
 
 SOURCES = {api: vendor.prefix for api, vendor in VENDORS.items()}
-API_WEIGHTS = ((EVOCALIZE, 0.4), (FULLSTORY, 0.4), (TALKDESK, 0.2))
+API_WEIGHTS = tuple((api, v.bench_weight) for api, v in VENDORS.items() if v.bench_weight > 0)
 # The state mix: half finished (kept for the retention), a third running, the rest
 # waiting to start or with a failing last poll.
 STATE_WEIGHTS = (
@@ -64,21 +66,20 @@ def weighted(rng: random.Random, weights: tuple[tuple[str, float], ...]) -> str:
 
 
 def new_id(api: str, rng: random.Random) -> str:
-    """A job ID shaped like the vendor's: hex for Evocalize and Talkdesk, base64 for Fullstory."""
-    if api == FULLSTORY:
-        return base64.b64encode(rng.randbytes(10)).decode()
-    return rng.randbytes(6 if api == EVOCALIZE else 12).hex()
+    """A job ID shaped like the vendor's (its ``SimVendor.new_id``)."""
+    return VENDORS[api].new_id(rng)
 
 
 def _sim_job(api: str, state: str, rng: random.Random, now: float) -> SimJob:
-    """A simulated job that is in ``state`` at ``now``."""
+    """A simulated job that is in ``state`` at ``now`` (``gone``: deleted, and finished)."""
+    vendor = VENDORS[api]
     total = rng.choice((500, 1000, 5000, 20000, 100000))
     done = {"pending": 0, "running": rng.randrange(total), "failing": rng.randrange(total)}
     processed = done.get(state, total)
     error_every = ERROR_EVERY if rng.random() < 0.3 else 0
     created = now - rng.uniform(60, 3000)
-    name = rng.choice(("Daily calls", "Weekly calls", "Calls archive"))
-    finished = state in ("completed", "failed", "canceled")
+    options = asdict(rng.choice(vendor.demo_jobs).options) if vendor.demo_jobs else {}
+    finished = state in ("completed", "failed", "canceled", "gone")
     if state == "pending":
         created = now + PENDING_START
     job = SimJob(
@@ -88,8 +89,8 @@ def _sim_job(api: str, state: str, rng: random.Random, now: float) -> SimJob:
         total=total,
         rate=0.0 if finished else processed / (now - created) if processed else 0.0,
         error_every=error_every,
-        outcome=state if finished else "completed",
-        name=name,
+        outcome=("deleted" if state == "gone" else state) if finished else "completed",
+        options=vendor.check_options(options),
     )
     if finished:
         job.finish(at=created + rng.uniform(30, 600))
@@ -98,10 +99,8 @@ def _sim_job(api: str, state: str, rng: random.Random, now: float) -> SimJob:
 
 def _snapshot(api: str, state: str, rng: random.Random, now: float) -> Snapshot:
     """What the exporter makes of the vendor's answer for a job in ``state``."""
-    if state == "gone":
-        if api == TALKDESK:  # it reports deleted jobs; the others forget them (404)
-            return Snapshot(Status.DELETED, "deleted")
-        return Snapshot(Status.NOT_FOUND, "http_404")
+    if state == "gone" and not VENDORS[api].reports_deleted:
+        return Snapshot(Status.NOT_FOUND, "http_404")  # the vendor forgot it: a 404
     job = _sim_job(api, state, rng, now)
     answer = VENDORS[api].answer(job, now, vendor_url(ANSWERED_AT, api))
     response = Response(answer.status, dict(answer.headers), json.dumps(answer.body).encode())
@@ -121,8 +120,8 @@ def jobs(n: int, *, seed: int = 1, now: float) -> list[Job]:
         snap = _snapshot(api, state, rng, now)
         errors = None
         # APIs with an errors endpoint: the poller has read it once the job finished.
-        if REGISTRY[api].parse_errors_page and snap.status.finished and snap.error_items:
-            counts = error_code_counts(snap.error_items)
+        if REGISTRY[api].reads_errors(snap) and snap.error_items:
+            counts = VENDORS[api].error_code_counts(snap.error_items)
             errors = tuple(sorted((code or "unknown", k) for code, k in counts.items()))
         out.append(Job(api, new_id(api, rng), labels, state, snap, errors, seen, last))
     return out

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.simulator import error_code_counts
+from exporter.simulator import VENDORS
 from tests.harness import EVO, FS, TD, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -44,7 +44,7 @@ async def test_three_apis_progress_finish_and_expire(make_harness: MakeHarness) 
     assert h.value("batchjob_error_items", source="fs", job_id="j1") == 10
     assert h.value("batchjob_finished_timestamp_seconds", source="fs", job_id="j1") is not None
     # Every page of the errors endpoint was read, missing codes counted as "unknown".
-    expected = {code or "unknown": n for code, n in error_code_counts(14).items()}
+    expected = {code or "unknown": n for code, n in VENDORS[EVO].error_code_counts(14).items()}
     got = {
         dict(labels)["code"]: value
         for (name, labels), value in h.samples().items()
@@ -140,8 +140,9 @@ async def test_a_job_that_appears_late_is_not_declared_missing(make_harness: Mak
 async def test_oauth2_token_is_reused_and_renewed_when_refused(make_harness: MakeHarness) -> None:
     """One token serves many polls; when the vendor drops it, a new one is fetched at once."""
     from exporter.simulator import SimCredentials  # noqa: PLC0415
+    from exporter.simulator.vendors.talkdesk import TalkdeskCredentials  # noqa: PLC0415
 
-    h = await make_harness(credentials=SimCredentials(token_ttl=100_000))
+    h = await make_harness(credentials=SimCredentials(TalkdeskCredentials(token_ttl=100_000)))
     for i in range(3):
         h.sim.add_job(TD, f"t{i}", total=1000, rate=1)
     await h.start(source_yaml(h.sim, TD, "td", ["t0", "t1", "t2"]))

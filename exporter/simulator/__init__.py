@@ -1,15 +1,16 @@
-"""A local aiohttp server simulating the vendor job APIs: Evocalize, Fullstory and Talkdesk.
+"""A local aiohttp server simulating the vendor job APIs the exporter polls, one module each.
 
 The exporter's tests, its ``--demo`` mode and the benchmarks poll it over real
 HTTP on loopback.  See :class:`Simulator`; each API is one module of
-:mod:`exporter.simulator.vendors`.
+:mod:`exporter.simulator.vendors`, which lists them (:data:`VENDORS`).  The
+API names below are re-exported for the many tests that use them.
 """
 
 from exporter.simulator.app import Simulator, split_path
-from exporter.simulator.credentials import SimCredentials
-from exporter.simulator.demo import DEMO_JOBS, DEMO_MISSING_ID, DEMO_REPORT_TYPE, demo_jobs
+from exporter.simulator.credentials import SimCredentials, VendorCredentials
+from exporter.simulator.demo import DEMO_JOBS, DEMO_MISSING_ID, demo_jobs
 from exporter.simulator.faults import FAULT_KINDS, Fault
-from exporter.simulator.jobs import SimJob, error_code, error_code_counts
+from exporter.simulator.jobs import JobOptions, SimJob
 from exporter.simulator.state import RecordedRequest
 from exporter.simulator.vendors import APIS, FAULT_TARGETS, PREFIXES, VENDORS
 from exporter.simulator.vendors.evocalize import API as EVOCALIZE
@@ -21,7 +22,6 @@ __all__ = [
     "APIS",
     "DEMO_JOBS",
     "DEMO_MISSING_ID",
-    "DEMO_REPORT_TYPE",
     "EVOCALIZE",
     "FAULT_KINDS",
     "FAULT_TARGETS",
@@ -31,12 +31,12 @@ __all__ = [
     "TOKEN_TARGET",
     "VENDORS",
     "Fault",
+    "JobOptions",
     "RecordedRequest",
     "SimCredentials",
     "SimJob",
     "Simulator",
+    "VendorCredentials",
     "demo_jobs",
-    "error_code",
-    "error_code_counts",
     "split_path",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from exporter.simulator.app import Simulator
 from exporter.simulator.demo import demo_jobs
+from exporter.simulator.vendors import APIS
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -32,7 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m exporter.simulator",
-        description="Serve simulated Evocalize, Fullstory and Talkdesk job APIs.",
+        description=f"Serve the simulated vendor job APIs ({', '.join(APIS)}) and /_sim/.",
     )
     parser.add_argument(
         "--listen",

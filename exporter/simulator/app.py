@@ -26,6 +26,7 @@ from exporter.simulator.vendors import (
     APIS,
     ERROR_BODIES,
     FAULT_TARGETS,
+    JOB_OPTIONS,
     PREFIXES,
     ROUTES,
     SPARED_TARGETS,
@@ -66,6 +67,7 @@ class Simulator(SimState):
             apis=APIS,
             fault_targets=FAULT_TARGETS,
             spared_targets=SPARED_TARGETS,
+            job_options=JOB_OPTIONS,
         )
         self._runner: web.AppRunner | None = None
 

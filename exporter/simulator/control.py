@@ -5,6 +5,12 @@
 a fault, ``DELETE /_sim/faults`` clears them and ``GET /_sim/requests`` lists
 the recorded vendor requests (control requests are not recorded).  Bad input
 is a 400 with ``{"error": ...}``.
+
+A job's JSON has ``api`` and ``id``, any of :data:`JOB_KEYS` (the settings
+every job has), and any of the job options its API's vendor module declares
+(its :class:`~exporter.simulator.jobs.JobOptions` subclass), such as Talkdesk's
+``{"name": "Daily calls", "redirect": 303}``; any other key is a 400 naming
+the options the API takes.  The answer describes the job, every option included.
 """
 
 from __future__ import annotations
@@ -20,9 +26,8 @@ from exporter.simulator.faults import Fault
 from exporter.simulator.jobs import SimJob
 from exporter.simulator.state import SimState
 
-JOB_KEYS = frozenset(
-    {"total", "rate", "error_every", "outcome", "start_delay", "report_type", "name"}
-)
+JOB_KEYS = frozenset({"total", "rate", "error_every", "outcome", "start_delay"})
+"""The settings every job has; the other keys of a job's JSON are its vendor's options."""
 FAULT_KEYS = frozenset({"kind", "retry_after", "count", "delay", "size", "every"})
 
 
@@ -57,10 +62,11 @@ def _only(body: dict[str, Any], allowed: frozenset[str]) -> None:
 
 
 def job_json(job: SimJob) -> dict[str, object]:
-    """Describe a job as JSON (its settings, not its progress)."""
-    fields = ("api", "id", "created", "total", "rate", "error_every", "outcome", "report_type")
+    """Describe a job as JSON (its settings and its vendor's options, not its progress)."""
+    fields = ("api", "id", "created", "total", "rate", "error_every", "outcome")
     described: dict[str, object] = {key: getattr(job, key) for key in fields}
-    described.update(name=job.name, forced_outcome=job.forced_outcome, forced_at=job.forced_at)
+    described.update(job.options)
+    described.update(forced_outcome=job.forced_outcome, forced_at=job.forced_at)
     return described
 
 
@@ -68,10 +74,11 @@ async def _add_job(sim: SimState, request: web.Request) -> web.Response:
     """``POST /_sim/jobs``."""
     body = await _read_object(request)
     api, job_id = body.pop("api", None), body.pop("id", None)
-    _only(body, JOB_KEYS)
     if not isinstance(api, str) or not isinstance(job_id, str):
         raise BadInput("api and id are required strings")
-    job = sim.add_job(api, job_id, **body)
+    settings = {key: value for key, value in body.items() if key in JOB_KEYS}
+    options = {key: value for key, value in body.items() if key not in JOB_KEYS}
+    job = sim.add_job(api, job_id, **settings, **options)
     return web.json_response(job_json(job), status=201)
 
 

@@ -9,16 +9,15 @@ shows how the exporter reports a job the vendor does not know.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from exporter.config import Config, format_duration, parse_config
 from exporter.simulator.credentials import SimCredentials
-from exporter.simulator.jobs import DEFAULT_REPORT_TYPE
 from exporter.simulator.state import SimState
 from exporter.simulator.vendors import VENDORS, source_config, vendor_url
 from exporter.vendors import REGISTRY
 
 DEMO_MISSING_ID = "no-such-job"
-DEMO_REPORT_TYPE = DEFAULT_REPORT_TYPE
 DEMO_INTERVAL = 5.0
 DEMO_RETENTION = 3600.0
 DEMO_LABELS = {"team": "demo"}
@@ -41,8 +40,7 @@ def demo_jobs(sim: SimState) -> None:
                 error_every=job.error_every,
                 outcome=job.outcome,
                 start_delay=job.start_delay,
-                report_type=DEMO_REPORT_TYPE,
-                name=job.name,
+                **asdict(job.options),
             )
 
 

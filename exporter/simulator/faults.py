@@ -1,7 +1,7 @@
 """Injected failures: what a :class:`Fault` is and which request it hits next.
 
-A fault is set on a *target*: an API, another endpoint a vendor has (Talkdesk's
-token endpoint), or ``*`` for every API.  The simulator passes the targets its
+A fault is set on a *target*: an API, another endpoint a vendor has (a token
+endpoint), or ``*`` for every API.  The simulator passes the targets its
 vendors declare to :class:`FaultTable`.
 """
 
@@ -23,8 +23,6 @@ FAULT_KINDS = (
     "unauthorized",
 )
 ALL_TARGET = "*"
-# Talkdesk's token endpoint, which its module names; older callers import it from here.
-TOKEN_TARGET = "report_job_token"  # noqa: S105 - a fault target, not a secret
 DEFAULT_HUGE_SIZE = 1 << 20
 
 

@@ -2,55 +2,59 @@
 
 A :class:`SimJob` processes ``rate`` items per second from ``created`` until
 ``total`` items are done, then ends in its ``outcome``.  Every
-``error_every``-th processed item fails, with the code :func:`error_code`
-gives it.  :meth:`SimJob.finish` forces the end at once.  Nothing here reads a
-clock except :meth:`SimJob.finish` when it is not told the time.  How a job
-looks to each vendor's API is in that vendor's module, ``simulator/vendors/``.
+``error_every``-th processed item fails, with the code :func:`item_error_code`
+picks among its vendor's codes.  :meth:`SimJob.finish` forces the end at once.
+Nothing here reads a clock except :meth:`SimJob.finish` when it is not told the
+time.  How a job looks to each vendor's API is in that vendor's module,
+``simulator/vendors/``, and so are the vendor's per-job ``options`` (a
+:class:`JobOptions` subclass checks and reads them): nothing here names a vendor.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Self
 
 OUTCOMES = ("completed", "failed", "canceled", "deleted")
-DEFAULT_REPORT_TYPE = "calls"
-
-# Each failed item's code: these are Evocalize's restErrorCode values, the one API that
-# lists item errors; the exporter's tests count errors by them (error_code_counts).
-ERROR_CODES = (
-    "EV_BAD_REQUEST_DUPLICATE",
-    "EV_BAD_REQUEST_INVALID_EMAIL",
-    "EV_BAD_REQUEST_UNKNOWN_GROUP",
-)
 EPSILON = 1e-6
 
 
-def error_code(index: int) -> str | None:
-    """Return the ``restErrorCode`` of the ``index``-th error (0-based); every third has none."""
-    if index % 3 == 2:
+def item_error_code(index: int, codes: Sequence[str]) -> str | None:
+    """Return the code of the ``index``-th failed item (0-based): every third has none.
+
+    The others cycle through ``codes``, a vendor's item error codes (none: no code).
+    """
+    if index % 3 == 2 or not codes:
         return None
-    return ERROR_CODES[(index // 3 + index % 3) % len(ERROR_CODES)]
+    return codes[(index // 3 + index % 3) % len(codes)]
 
 
-def error_code_counts(errors: int) -> dict[str | None, int]:
-    """Count the first ``errors`` errors by code (``None`` for a missing code)."""
+def item_error_counts(errors: int, codes: Sequence[str]) -> dict[str | None, int]:
+    """Count the first ``errors`` failed items by :func:`item_error_code` (``None``: no code)."""
     counts: dict[str | None, int] = {}
     for index in range(errors):
-        code = error_code(index)
+        code = item_error_code(index, codes)
         counts[code] = counts.get(code, 0) + 1
     return counts
 
 
-def _check_int(name: str, value: object) -> None:
+def check_int(name: str, value: object) -> None:
     """Reject a value that is not a non-negative ``int`` (``bool`` included)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-def _check_float(name: str, value: object) -> None:
+def check_bool(name: str, value: object) -> None:
+    """Reject a value that is not ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {value!r}")
+
+
+def check_float(name: str, value: object) -> None:
     """Reject a value that is not a finite, non-negative number."""
     if (
         not isinstance(value, int | float)
@@ -61,7 +65,7 @@ def _check_float(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
 
 
-def _check_text(name: str, value: object) -> None:
+def check_text(name: str, value: object) -> None:
     """Reject a value that is not a non-empty string."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
@@ -74,6 +78,36 @@ def check_outcome(value: object) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """One vendor's per-job options: a subclass per vendor declares each, with its default.
+
+    Its ``__post_init__`` checks the values; :meth:`check` also refuses names it
+    does not declare.  This base declares none: the options of an API whose
+    jobs take none.
+    """
+
+    @classmethod
+    def check(cls, api: str, given: Mapping[str, object]) -> Mapping[str, object]:
+        """Return every option of a job of ``api`` given ``given``, defaults filled in.
+
+        Unknown names and bad values raise ``ValueError`` (or ``TypeError``).
+        """
+        allowed = tuple(option.name for option in fields(cls))
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            takes = f"it takes: {', '.join(allowed)}" if allowed else "it takes none"
+            raise ValueError(f"unknown {api} job options: {', '.join(unknown)} ({takes})")
+        settings: dict[str, Any] = dict(given)
+        return MappingProxyType(asdict(cls(**settings)))
+
+    @classmethod
+    def of(cls, job: SimJob) -> Self:
+        """Return ``job``'s options as this class (the defaults where it has none)."""
+        settings: dict[str, Any] = dict(job.options)
+        return cls(**settings)
+
+
 @dataclass(kw_only=True, slots=True)
 class SimJob:
     """One simulated job; its state at time ``now`` comes from the methods below.
@@ -81,8 +115,8 @@ class SimJob:
     ``created`` is when processing starts (the clock at add time plus any start
     delay); before it the job reports no progress.  ``outcome`` is the final
     state once every item is processed.  ``api`` is checked by the simulator
-    that adds the job (only it knows which APIs it serves); ``report_type``
-    and ``name`` are what the APIs that show them show.
+    that adds the job (only it knows which APIs it serves), and so are
+    ``options``, which only the job's vendor reads (by its :class:`JobOptions`).
     """
 
     api: str
@@ -92,22 +126,23 @@ class SimJob:
     rate: float = 10.0
     error_every: int = 0
     outcome: str = "completed"
-    report_type: str = DEFAULT_REPORT_TYPE
-    name: str = "Calls report"
+    options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     forced_outcome: str | None = None
     forced_at: float | None = None
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_text("api", self.api)
-        _check_text("id", self.id)
-        _check_int("total", self.total)
-        _check_float("rate", self.rate)
-        _check_int("error_every", self.error_every)
+        check_text("api", self.api)
+        check_text("id", self.id)
+        check_int("total", self.total)
+        check_float("rate", self.rate)
+        check_int("error_every", self.error_every)
         check_outcome(self.outcome)
-        _check_text("report_type", self.report_type)
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a string, got {self.name!r}")
+        if not isinstance(self.options, Mapping) or not all(
+            isinstance(name, str) for name in self.options
+        ):
+            raise TypeError(f"options must map names to values, got {self.options!r}")
+        self.options = MappingProxyType(dict(self.options))
         if not isinstance(self.created, int | float) or not math.isfinite(self.created):
             raise ValueError(f"created must be a finite number, got {self.created!r}")
 

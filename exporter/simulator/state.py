@@ -7,12 +7,12 @@ it which APIs and fault targets its vendors have.  Nothing here names a vendor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from exporter.simulator.credentials import SimCredentials
 from exporter.simulator.faults import Fault, FaultTable
-from exporter.simulator.jobs import DEFAULT_REPORT_TYPE, SimJob
+from exporter.simulator.jobs import JobOptions, SimJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,8 @@ class SimState:
 
     ``tokens`` maps each OAuth2 access token issued to when it expires;
     ``token_requests`` counts the grants.  ``errors_page_size`` is how many item
-    errors one page of an errors endpoint holds.
+    errors one page of an errors endpoint holds.  ``job_options`` gives, by API,
+    the :class:`JobOptions` its jobs take (an API not in it: none).
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class SimState:
         apis: Collection[str],
         fault_targets: Collection[str],
         spared_targets: Collection[str] = (),
+        job_options: Mapping[str, type[JobOptions]] | None = None,
     ) -> None:
         if errors_page_size < 1:
             raise ValueError("errors_page_size must be at least 1")
@@ -52,6 +54,7 @@ class SimState:
         self.credentials = credentials
         self.errors_page_size = errors_page_size
         self.apis = tuple(apis)
+        self._job_options = dict(job_options or {})
         self.requests: list[RecordedRequest] = []
         self.token_requests = 0
         self.tokens: dict[str, float] = {}
@@ -78,14 +81,18 @@ class SimState:
         error_every: int = 0,
         outcome: str = "completed",
         start_delay: float = 0.0,
-        report_type: str = DEFAULT_REPORT_TYPE,
-        name: str = "Calls report",
+        **options: object,
     ) -> SimJob:
-        """Add (or replace) a job that starts ``start_delay`` seconds from now by the clock."""
+        """Add (or replace) a job that starts ``start_delay`` seconds from now by the clock.
+
+        ``options`` are the ones the API's vendor declares; its :class:`JobOptions`
+        refuses others and fills in the defaults.
+        """
         if not isinstance(start_delay, int | float) or isinstance(start_delay, bool):
             raise TypeError(f"start_delay must be a number, got {start_delay!r}")
         if api not in self.apis:
             raise ValueError(f"api must be one of {', '.join(self.apis)}, got {api!r}")
+        checked = self._job_options.get(api, JobOptions).check(api, options)
         job = SimJob(
             api=api,
             id=job_id,
@@ -94,8 +101,7 @@ class SimState:
             rate=rate,
             error_every=error_every,
             outcome=outcome,
-            report_type=report_type,
-            name=name,
+            options=checked,
             clock=self.clock,
         )
         self._jobs[api, job_id] = job

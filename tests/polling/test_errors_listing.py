@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 
 from exporter.model import ErrorsPage, Response, Snapshot, Status
-from exporter.simulator.vendors.fullstory import LOOP_TOKEN, STRING_COUNTS, error_codes
+from exporter.simulator.vendors import fullstory
 from tests.harness import FS, Harness, source_yaml
 from tests.polling.test_errors_read import poll_until_done
 from tests.polling.test_poller_paths import DONE, INTERVAL, SOURCE, SPEC, A, Rig, answer, rig
@@ -214,6 +214,12 @@ def errors_by_code(h: Harness, source: str, job_id: str) -> dict[str, float]:
     }
 
 
+def error_codes(errors: int) -> dict[str, int]:
+    """The first ``errors`` simulated Fullstory failures by code, as the exporter counts them."""
+    counts = fullstory.VENDOR.error_code_counts(errors)
+    return {code or "unknown": n for code, n in counts.items()}
+
+
 def listing_paths(h: Harness, job_id: str) -> list[str]:
     """The raw paths of the listing requests for ``job_id``, in order."""
     return [r.raw_path for r in h.sim.requests if r.job_id == job_id and "/errors" in r.raw_path]
@@ -254,8 +260,17 @@ async def test_a_fullstory_listing_repeating_its_token_forever_costs_two_request
 ) -> None:
     """The simulator's looping listing is read twice, then the job is failed with those pages."""
     h = await make_harness(errors_page_size=2)
-    job_id = f"{LOOP_TOKEN}+{STRING_COUNTS}+fs-loop"
-    h.sim.add_job(FS, job_id, total=20, rate=1000, error_every=2, outcome="failed")
+    job_id = "fs-loop"
+    h.sim.add_job(
+        FS,
+        job_id,
+        total=20,
+        rate=1000,
+        error_every=2,
+        outcome="failed",
+        loop_token=True,
+        string_counts=True,
+    )
     h.clock.advance(5)
     caplog.set_level(logging.WARNING, logger=LISTING)
     await h.start(source_yaml(h.sim, FS, "fs", [job_id]))

@@ -18,7 +18,7 @@ from exporter.jobs.keys import Origin
 from exporter.model import Response, Snapshot, Status
 from exporter.polling.errors_read import MAX_READ_FAILURES
 from exporter.simulator import Fault
-from exporter.simulator.jobs import error_code_counts
+from exporter.simulator.vendors import evocalize
 from exporter.state.records import JobRecord
 from exporter.state.storage import SqliteStore
 from tests.harness import EVO, Harness, source_yaml
@@ -40,7 +40,7 @@ def errors_by_code(h: Harness, job_id: str) -> dict[str, float]:
 
 def expected_codes(errors: int) -> dict[str, float]:
     """What the simulator's first ``errors`` errors count as, missing codes as "unknown"."""
-    return {code or "unknown": n for code, n in error_code_counts(errors).items()}
+    return {code or "unknown": n for code, n in evocalize.VENDOR.error_code_counts(errors).items()}
 
 
 def evo_times(h: Harness) -> list[float]:

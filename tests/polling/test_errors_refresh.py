@@ -15,7 +15,7 @@ from exporter.polling.gate import Backoff, SourceGate
 from exporter.polling.poller import Poller
 from exporter.polling.runtime import Runtime
 from exporter.simulator import EVOCALIZE as EVO
-from exporter.simulator.jobs import error_code_counts
+from exporter.simulator.vendors import evocalize
 from tests.harness import Harness, source_yaml
 from tests.polling.test_poller_paths import SEED, SPEC, FakeClient, Stats, answer
 
@@ -137,7 +137,9 @@ async def test_an_evocalize_report_shows_its_error_codes_while_it_runs(
         if name == "batchjob_errors_by_code"
     }
     assert h.value("batchjob_error_items", source="evo", job_id="r") == 23
-    assert listed == {code or "unknown": n for code, n in error_code_counts(23).items()}
+    assert listed == {
+        code or "unknown": n for code, n in evocalize.VENDOR.error_code_counts(23).items()
+    }
     refreshes = [r.time for r in h.sim.requests if r.raw_path.endswith("/errors")]
     # Errors from the first poll on: listed then, and every 30 s after while they grow.
     assert [t - refreshes[0] for t in refreshes] == [0.0, 30.0, 60.0, 90.0]

@@ -15,7 +15,8 @@ import pytest
 
 from exporter.polling.poller import AUTH_RETRY
 from exporter.simulator import Fault
-from exporter.simulator.faults import TOKEN_TARGET
+from exporter.simulator.vendors.fullstory import FullstoryCredentials
+from exporter.simulator.vendors.talkdesk import TOKEN_TARGET, TalkdeskCredentials
 from tests.harness import EVO, FS, TD, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -180,7 +181,7 @@ async def test_refused_credentials_log_once_and_retry_slowly(
     for i in range(3):
         h.sim.add_job(FS, f"j{i}", total=100_000, rate=1)
     text = source_yaml(h.sim, FS, "fs", ["j0", "j1", "j2"]).replace(
-        h.sim.credentials.fullstory_api_key, "wrong-key-123"
+        h.sim.credentials.of(FullstoryCredentials).api_key, "wrong-key-123"
     )
     caplog.set_level(logging.DEBUG)
     await h.start(text, "  max_concurrency: 1\n")
@@ -203,7 +204,7 @@ async def test_rotated_secret_file_is_picked_up_and_never_shown(
     h.sim.add_job(FS, "j", total=100_000, rate=1)
     secret = tmp_path / "api-key"
     secret.write_text("stale-key-456\n")
-    good = h.sim.credentials.fullstory_api_key
+    good = h.sim.credentials.of(FullstoryCredentials).api_key
     text = source_yaml(h.sim, FS, "fs", ["j"]).replace(
         f'"credentials": "{good}"', f'"credentials_file": {json.dumps(str(secret))}'
     )
@@ -227,7 +228,7 @@ async def test_oauth2_token_endpoint_failure_fails_the_poll(make_harness: MakeHa
     h = await make_harness()
     h.sim.add_job(TD, "t", total=100_000, rate=1)
     text = source_yaml(h.sim, TD, "td", ["t"]).replace(
-        h.sim.credentials.talkdesk_client_secret, "not-the-secret"
+        h.sim.credentials.of(TalkdeskCredentials).client_secret, "not-the-secret"
     )
     await h.start(text)
     await h.advance(10)
@@ -245,7 +246,7 @@ async def test_refused_client_credentials_log_once_and_retry_slowly(
     for i in range(3):
         h.sim.add_job(TD, f"t{i}", total=100_000, rate=1)
     text = source_yaml(h.sim, TD, "td", ["t0", "t1", "t2"]).replace(
-        h.sim.credentials.talkdesk_client_secret, "not-the-secret-789"
+        h.sim.credentials.of(TalkdeskCredentials).client_secret, "not-the-secret-789"
     )
     caplog.set_level(logging.DEBUG)
     await h.start(text, "  max_concurrency: 2\n")

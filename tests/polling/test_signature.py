@@ -28,7 +28,8 @@ from exporter.polling.client import SourceClient
 from exporter.polling.poller import AUTH_RETRY
 from exporter.polling.pool import SourcePool
 from exporter.simulator import SimCredentials
-from exporter.vendors import evocalize
+from exporter.simulator.vendors.evocalize import EvocalizeCredentials
+from exporter.vendors import REGISTRY, evocalize
 from tests.harness import EVO, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -232,7 +233,7 @@ async def test_the_pool_signs_with_the_apis_function_and_the_clocks_time(
 ) -> None:
     """Clients the pool builds sign with the registry's ``sign`` at the clock's wall time."""
     url, seen = server
-    pool = SourcePool(stats=Stats(), clock=clock, rng=random.Random(1))
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(1))
     try:
         await pool.update(Config(sources=(evo_source(url, Secret(inline=SECRET)),)))
         await poll(pool.runtimes["evo"].client, REPORT, "r")
@@ -252,7 +253,7 @@ async def test_a_signature_for_an_api_that_does_not_sign_is_refused(clock: FakeC
         poll_interval=30.0,
         signature=RequestSignature(KEY_ID, Secret(inline=SECRET)),
     )
-    pool = SourcePool(stats=Stats(), clock=clock, rng=random.Random(1))
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(1))
     with pytest.raises(ConfigError) as caught:
         await pool.update(Config(sources=(src,)))
     assert caught.value.problems == (
@@ -263,16 +264,17 @@ async def test_a_signature_for_an_api_that_does_not_sign_is_refused(clock: FakeC
 
 # -- end to end: the exporter against the simulator that checks signatures ------------------
 
-SIGNED_ONLY = SimCredentials(evocalize_modes=frozenset({"signature"}))
+SIGNED_ONLY = SimCredentials(EvocalizeCredentials(modes=frozenset({"signature"})))
 WRONG = "wrong-secret-4821"  # a fake secret that no log line may show
 
 
 def signed_yaml(h: Harness, secret_file: Path, jobs: list[str]) -> str:
     """An Evocalize source block signing with the secret in ``secret_file``."""
     ids = "".join(f"      - {job_id!r}\n" for job_id in jobs)
+    key_id = h.sim.credentials.of(EvocalizeCredentials).key_id
     return (
         f"  - name: evo\n    api: {EVO}\n    base_url: {h.sim.base_url(EVO)!r}\n"
-        f"    evocalize_signature:\n      key_id: {h.sim.credentials.evocalize_key_id}\n"
+        f"    evocalize_signature:\n      key_id: {key_id}\n"
         f"      secret_file: {str(secret_file)!r}\n    jobs:\n{ids}"
     )
 
@@ -325,7 +327,7 @@ async def test_a_wrong_secret_is_refused_once_held_then_healed_never_shown(
         "Signature provided in X-Evocalize-Signature is not valid."
     ]
     assert h.value("batchjob_poll_success", source="evo", job_id="r") == 0
-    good = h.sim.credentials.evocalize_secret
+    good = h.sim.credentials.of(EvocalizeCredentials).secret
     secret.write_text(good + "\n")
     await h.advance(AUTH_RETRY, step=10)
     assert h.value("batchjob_poll_success", source="evo", job_id="r") == 1

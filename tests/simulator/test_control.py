@@ -7,7 +7,7 @@ import json
 import aiohttp
 import pytest
 
-from exporter.simulator import FULLSTORY, TALKDESK, Simulator
+from exporter.simulator import EVOCALIZE, FULLSTORY, TALKDESK, Simulator
 from tests.simulator.helpers import (
     FS_BATCH,
     FS_HEADERS,
@@ -74,6 +74,81 @@ async def test_control_endpoints_drive_jobs_and_faults(
     ] == "canceled"
 
 
+async def test_a_jobs_json_carries_its_vendors_options(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """Keys beyond the generic settings are the vendor's options, answered with their defaults."""
+    body = {"api": TALKDESK, "id": "r", "total": 5, "name": "Daily calls", "redirect": 303}
+    add = await call(http, sim.url + "_sim/jobs", method="POST", data=json.dumps(body))
+    assert (add.status, add.json()) == (
+        201,
+        {
+            "api": TALKDESK,
+            "id": "r",
+            "created": T0,
+            "total": 5,
+            "rate": 10.0,
+            "error_every": 0,
+            "outcome": "completed",
+            "report_type": "calls",
+            "name": "Daily calls",
+            "redirect": 303,
+            "forced_outcome": None,
+            "forced_at": None,
+        },
+    )
+    job = sim.find_job(TALKDESK, "r")
+    assert job is not None
+    assert dict(job.options) == {"report_type": "calls", "name": "Daily calls", "redirect": 303}
+    body = {"api": FULLSTORY, "id": "f", "loop_token": True}
+    add = await call(http, sim.url + "_sim/jobs", method="POST", data=json.dumps(body))
+    assert (add.status, add.json()["loop_token"], add.json()["omit_zeros"]) == (201, True, False)
+    body = {"api": EVOCALIZE, "id": "e"}
+    add = await call(http, sim.url + "_sim/jobs", method="POST", data=json.dumps(body))
+    assert set(add.json()) == {
+        "api",
+        "id",
+        "created",
+        "total",
+        "rate",
+        "error_every",
+        "outcome",
+        "forced_outcome",
+        "forced_at",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            {"api": TALKDESK, "id": "x", "colour": "red"},
+            f"unknown {TALKDESK} job options: colour (it takes: report_type, name, redirect)",
+        ),
+        (
+            {"api": FULLSTORY, "id": "x", "name": "n", "redirect": 303},
+            f"unknown {FULLSTORY} job options: name, redirect "
+            "(it takes: omit_zeros, string_counts, loop_token)",
+        ),
+        (
+            {"api": EVOCALIZE, "id": "x", "name": "n"},
+            f"unknown {EVOCALIZE} job options: name (it takes none)",
+        ),
+        (
+            {"api": TALKDESK, "id": "x", "redirect": 304},
+            "redirect must be one of 300, 301, 302, 303, 307, 308, got 304",
+        ),
+    ],
+)
+async def test_options_the_vendor_does_not_take_are_a_400_naming_those_it_does(
+    sim: Simulator, http: aiohttp.ClientSession, body: dict[str, object], error: str
+) -> None:
+    """The job's vendor checks its options: an unknown one or a bad value is refused."""
+    answer = await call(http, sim.url + "_sim/jobs", method="POST", data=json.dumps(body))
+    assert (answer.status, answer.json()) == (400, {"error": error})
+    assert sim.find_job(str(body["api"]), "x") is None
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -92,6 +167,8 @@ async def test_control_endpoints_drive_jobs_and_faults(
         ("POST", "_sim/jobs", '{"api": "report_job", "id": "x", "start_delay": "soon"}'),
         ("POST", "_sim/jobs", '{"api": "report_job", "id": "x", "start_delay": 1e400}'),
         ("POST", "_sim/jobs", '{"api": "report_job", "id": "x", "name": 5}'),
+        ("POST", "_sim/jobs", '{"api": "report_job", "id": "x", "redirect": "303"}'),
+        ("POST", "_sim/jobs", '{"api": "report_job", "id": "x", "job_id": "y"}'),
         ("POST", "_sim/jobs/report_job/j/finish", '{"outcome": "boom"}'),
         ("POST", "_sim/jobs/report_job/j/finish", '{"outcome": 1}'),
         ("POST", "_sim/jobs/report_job/j/finish", '{"when": 1}'),

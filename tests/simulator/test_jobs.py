@@ -1,4 +1,4 @@
-"""The simulator's pure parts: job progress, faults, path splitting and the demo plan.
+"""The simulator's pure parts: job progress, job options, faults, path splitting, the demo plan.
 
 How each vendor shows a job is tested with its module, in ``tests/simulator/vendors/``.
 """
@@ -6,6 +6,7 @@ How each vendor shows a job is tested with its module, in ``tests/simulator/vend
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 
@@ -13,18 +14,19 @@ from exporter.simulator import (
     APIS,
     DEMO_JOBS,
     DEMO_MISSING_ID,
-    DEMO_REPORT_TYPE,
     EVOCALIZE,
     FULLSTORY,
     TALKDESK,
+    VENDORS,
     Fault,
+    JobOptions,
     Simulator,
     demo_jobs,
-    error_code,
-    error_code_counts,
     split_path,
 )
+from exporter.simulator.control import JOB_KEYS
 from exporter.simulator.faults import DEFAULT_HUGE_SIZE, FaultTable, check_target
+from exporter.simulator.jobs import item_error_code, item_error_counts
 from exporter.simulator.vendors import FAULT_TARGETS, SPARED_TARGETS, talkdesk
 from tests.simulator.helpers import T0, make
 
@@ -109,7 +111,6 @@ def test_deleted_jobs_are_gone_once_finished_but_talkdesk_reports_them() -> None
         ("rate", "fast"),
         ("error_every", -2),
         ("outcome", "exploded"),
-        ("report_type", ""),
         ("created", math.nan),
     ],
 )
@@ -128,22 +129,88 @@ def test_the_simulator_only_adds_jobs_of_its_apis() -> None:
     assert sim.find_job("nope", "x") is None
 
 
-def test_non_string_name_is_a_type_error() -> None:
-    """A job name must be a string."""
-    with pytest.raises(TypeError, match="name"):
-        make(name=3)
+def test_options_must_map_names_and_outcomes_must_be_known() -> None:
+    """A job's options are a mapping with string keys; ``finish`` takes only known outcomes."""
+    with pytest.raises(TypeError, match="options"):
+        make(options=[("name", "x")])
+    with pytest.raises(TypeError, match="options"):
+        make(options={3: "x"})
     with pytest.raises(ValueError, match="outcome"):
         make().finish("exploded")
 
 
-def test_error_codes_cycle_three_codes_and_every_third_has_none() -> None:
-    """Every third error lacks ``restErrorCode``; the others use three distinct codes."""
-    codes = [error_code(index) for index in range(9)]
-    assert [code is None for code in codes] == [False, False, True] * 3
-    assert len({code for code in codes if code is not None}) == 3
-    counts = error_code_counts(9)
-    assert counts[None] == 3
-    assert sum(counts.values()) == 9
+def test_a_jobs_options_are_a_frozen_copy() -> None:
+    """The job keeps its own read-only copy of the options it was given."""
+    given: dict[str, object] = {"colour": "red"}
+    job = make(options=given)
+    given["colour"] = "blue"
+    assert dict(job.options) == {"colour": "red"}
+    with pytest.raises(TypeError):
+        job.options["colour"] = "green"  # type: ignore[index]
+
+
+@dataclass(frozen=True, slots=True)
+class Colours(JobOptions):
+    """Options of a made-up vendor: one with a default and a check."""
+
+    colour: str = "red"
+
+    def __post_init__(self) -> None:
+        if self.colour not in ("red", "blue"):
+            raise ValueError(f"colour must be red or blue, got {self.colour!r}")
+
+
+def test_job_options_fill_in_defaults_and_refuse_unknown_names() -> None:
+    """``check`` fills in defaults, runs the vendor's checks and names the options it takes."""
+    assert dict(Colours.check("paint", {})) == {"colour": "red"}
+    assert dict(Colours.check("paint", {"colour": "blue"})) == {"colour": "blue"}
+    with pytest.raises(ValueError, match="colour must be"):
+        Colours.check("paint", {"colour": "green"})
+    with pytest.raises(ValueError, match="unknown") as unknown:
+        Colours.check("paint", {"size": 3, "age": 1})
+    assert str(unknown.value) == "unknown paint job options: age, size (it takes: colour)"
+    with pytest.raises(ValueError, match="unknown") as none:
+        JobOptions.check("plain", {"colour": "red"})
+    assert str(none.value) == "unknown plain job options: colour (it takes none)"
+    assert Colours.of(make(options={"colour": "blue"})) == Colours("blue")
+    assert Colours.of(make()) == Colours()
+
+
+def test_the_simulator_checks_job_options_by_the_jobs_vendor() -> None:
+    """``add_job`` passes the other keywords to the API's options: an API taking none refuses."""
+    sim = Simulator(clock=lambda: T0)
+    job = sim.add_job(TALKDESK, "t", name="Daily calls")
+    assert dict(job.options) == {"report_type": "calls", "name": "Daily calls", "redirect": 300}
+    with pytest.raises(ValueError, match="unknown") as raised:
+        sim.add_job(EVOCALIZE, "e", name="Daily calls")
+    assert str(raised.value) == f"unknown {EVOCALIZE} job options: name (it takes none)"
+    assert sim.find_job(EVOCALIZE, "e") is None
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_no_vendor_option_is_named_like_a_setting_every_job_has(api: str) -> None:
+    """A vendor's options share the control JSON with ``api``, ``id`` and the generic settings."""
+    taken = {*JOB_KEYS, "api", "id", "job_id", "created", "forced_outcome", "forced_at", "clock"}
+    assert not set(VENDORS[api].check_options({})) & taken
+
+
+def test_item_error_codes_cycle_the_codes_and_every_third_has_none() -> None:
+    """Every third failed item has no code; the others cycle through the vendor's codes."""
+    codes = [item_error_code(index, ("a", "b", "c")) for index in range(9)]
+    assert codes == ["a", "b", None, "b", "c", None, "c", "a", None]
+    assert [item_error_code(index, ("a", "b")) for index in range(6)] == [
+        "a",
+        "b",
+        None,
+        "b",
+        "a",
+        None,
+    ]
+    assert [item_error_code(index, ()) for index in range(3)] == [None, None, None]
+    assert item_error_counts(9, ("a", "b", "c")) == {"a": 2, "b": 2, "c": 2, None: 3}
+    assert VENDORS[EVOCALIZE].error_code_counts(9) == item_error_counts(
+        9, VENDORS[EVOCALIZE].error_codes
+    )
 
 
 @pytest.mark.parametrize(
@@ -243,6 +310,31 @@ def test_demo_jobs_are_lively_and_leave_out_the_missing_id() -> None:
             job = sim.find_job(api, job_id)
             assert job is not None
             assert (job.natural_end, job.final_outcome) == (T0 + lasts, outcome)
-            assert (job.errors(T0 + lasts), job.report_type) == (errors, DEMO_REPORT_TYPE)
+            assert job.errors(T0 + lasts) == errors
             assert (job.is_finished(T0 + 30), job.is_finished(T0 + 620)) == (False, True)
     assert sim.find_job(EVOCALIZE, DEMO_MISSING_ID) is None
+
+
+def test_demo_jobs_get_their_vendors_options() -> None:
+    """Talkdesk's demo reports have names, and the report type the demo config's sources use."""
+    sim = Simulator(clock=lambda: T0)
+    demo_jobs(sim)
+    options = {}
+    for job_id in DEMO_JOBS[TALKDESK]:
+        job = sim.find_job(TALKDESK, job_id)
+        assert job is not None
+        options[job_id] = dict(job.options)
+    assert options == {
+        job_id: {"report_type": talkdesk.REPORT_TYPE, "name": name, "redirect": 300}
+        for job_id, name in (
+            ("td-calls-daily", "Daily calls"),
+            ("td-calls-weekly", "Weekly calls"),
+            ("td-calls-archive", "Calls archive"),
+            ("td-calls-monthly", "Monthly calls"),
+        )
+    }
+    for api in (EVOCALIZE, FULLSTORY):
+        for job_id in DEMO_JOBS[api]:
+            job = sim.find_job(api, job_id)
+            assert job is not None
+            assert dict(job.options) == dict(VENDORS[api].check_options({}))

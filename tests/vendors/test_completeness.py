@@ -14,7 +14,7 @@ import pytest
 
 from exporter.config import Config, label_name_problem
 from exporter.model import Response
-from exporter.simulator import DEMO_JOBS, SimJob, Simulator
+from exporter.simulator import DEMO_JOBS, JobOptions, SimJob, Simulator
 from exporter.simulator.demo import demo_config
 from exporter.simulator.vendors import VENDORS, vendor_url
 from exporter.vendors import REGISTRY
@@ -48,6 +48,18 @@ def test_each_api_is_simulated_by_the_module_of_its_parser_name(api: str) -> Non
     assert vendor.api == api
     assert vendor.answer.__module__ == f"exporter.simulator.vendors.{module_of(api)}"
     assert vendor.source.__module__ == vendor.answer.__module__
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_each_apis_credentials_and_job_options_are_its_simulator_modules(api: str) -> None:
+    """What a vendor accepts and what its jobs can ask for are declared in its own module."""
+    vendor = VENDORS[api]
+    module = vendor.answer.__module__
+    if vendor.credentials is not None:
+        assert (vendor.credentials.__module__, vendor.credentials.api) == (module, api)
+    if vendor.job_options is not JobOptions:
+        assert vendor.job_options.__module__ == module
+    assert dict(vendor.check_options({})) == dict(vendor.job_options.check(api, {}))
 
 
 @pytest.mark.parametrize("api", APIS)

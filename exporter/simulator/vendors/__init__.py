@@ -3,8 +3,9 @@
 Each module (``evocalize``, ``fullstory``, ``talkdesk``) declares a
 :class:`SimVendor`; :data:`VENDORS` lists them by API name, the same names as
 :data:`exporter.vendors.REGISTRY`.  Adding an API means adding its module and
-one line to ``_VENDORS``.  The server's routes, fault targets and error shapes,
-the demo and the config snippets of tests and bench are all built from here.
+one line to ``_VENDORS``.  The server's routes, fault targets, error shapes and
+job options, the demo, and the config snippets and job mix of tests and bench
+are all built from here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from types import MappingProxyType
 
 from exporter.simulator.credentials import SimCredentials
 from exporter.simulator.faults import ALL_TARGET
+from exporter.simulator.jobs import JobOptions
 from exporter.simulator.responses import ErrorBody
 from exporter.simulator.vendors import evocalize, fullstory, talkdesk
 from exporter.simulator.vendors.base import Answer, DemoJob, Route, SimVendor
@@ -24,6 +26,7 @@ __all__ = [
     "APIS",
     "ERROR_BODIES",
     "FAULT_TARGETS",
+    "JOB_OPTIONS",
     "PREFIXES",
     "ROUTES",
     "SPARED_TARGETS",
@@ -53,6 +56,10 @@ FAULT_TARGETS = (*APIS, *SPARED_TARGETS, ALL_TARGET)
 ERROR_BODIES: Mapping[str, ErrorBody] = MappingProxyType(
     {target: v.error_body for v in _VENDORS for target in v.targets}
 )
+JOB_OPTIONS: Mapping[str, type[JobOptions]] = MappingProxyType(
+    {v.api: v.job_options for v in _VENDORS}
+)
+"""The options each API's jobs take, by API."""
 ROUTES: tuple[Route, ...] = tuple(
     replace(route, pattern=(v.prefix, *route.pattern)) for v in _VENDORS for route in v.routes
 )

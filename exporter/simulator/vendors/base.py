@@ -1,20 +1,22 @@
 """What each simulated vendor module declares, and the request checks they share.
 
 A vendor module builds one :class:`SimVendor` (its ``VENDOR``) holding its
-routes, the normal answer for a job, its config snippet and its demo jobs;
-:mod:`exporter.simulator.vendors` lists them.
+routes, the normal answer for a job, its config snippet, its credentials and
+job options, its item error codes, its demo jobs and how the benchmark draws
+its jobs; :mod:`exporter.simulator.vendors` lists them.
 """
 
 from __future__ import annotations
 
+import random
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from exporter.simulator.credentials import SimCredentials
-from exporter.simulator.jobs import SimJob
+from exporter.simulator.credentials import SimCredentials, VendorCredentials
+from exporter.simulator.jobs import JobOptions, SimJob, item_error_code, item_error_counts
 from exporter.simulator.responses import ErrorBody, plain_error
 from exporter.simulator.state import SimState
 
@@ -64,7 +66,12 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class DemoJob:
-    """One job ``--demo`` adds: the :meth:`SimState.add_job` settings it gets."""
+    """One job ``--demo`` adds: the :meth:`SimState.add_job` settings it gets.
+
+    ``options`` are its vendor's job options (an instance of its
+    :class:`JobOptions` subclass; the base: the defaults); the benchmark draws
+    its jobs' options from its vendor's demo jobs too.
+    """
 
     id: str
     total: int
@@ -72,7 +79,12 @@ class DemoJob:
     error_every: int = 0
     outcome: str = "completed"
     start_delay: float = 0.0
-    name: str = "Calls report"
+    options: JobOptions = field(default_factory=JobOptions)
+
+
+def hex_id(rng: random.Random) -> str:
+    """Return a job ID of 16 hex digits drawn from ``rng``: the benchmark's default ID shape."""
+    return rng.randbytes(8).hex()
 
 
 JobAnswer = Callable[[SimJob, float, str], Answer]
@@ -92,6 +104,13 @@ class SimVendor:
     bench parses too); ``source`` its config snippet; ``demo_missing`` makes
     the demo also watch an ID the simulator never has.  ``error_body`` shapes
     the errors of every target it has.
+
+    ``credentials`` is its :class:`VendorCredentials` subclass (``None``: it
+    takes no secrets), whose defaults are the demo secrets; ``job_options`` its
+    :class:`JobOptions` subclass; ``error_codes`` the codes its item errors
+    carry (:meth:`error_code`).  ``reports_deleted`` says it still answers for
+    a finished ``deleted`` job (the others answer 404).  ``bench_weight`` is its
+    share of the benchmark's jobs (0: none) and ``new_id`` shapes their IDs.
     """
 
     api: str
@@ -100,14 +119,39 @@ class SimVendor:
     answer: JobAnswer
     source: SourceSnippet
     demo_jobs: tuple[DemoJob, ...]
+    credentials: type[VendorCredentials] | None = None
+    job_options: type[JobOptions] = JobOptions
+    error_codes: tuple[str, ...] = ()
     demo_missing: bool = False
     error_body: ErrorBody = plain_error
+    reports_deleted: bool = False
+    bench_weight: float = 0.0
+    new_id: Callable[[random.Random], str] = hex_id
+
+    def __post_init__(self) -> None:
+        if self.credentials is not None and self.credentials.api != self.api:
+            raise ValueError(f"{self.api}: its credentials are those of {self.credentials.api!r}")
+        for job in self.demo_jobs:
+            if type(job.options) not in (JobOptions, self.job_options):
+                raise TypeError(f"{self.api}: demo job {job.id} has options of another vendor")
 
     @property
     def targets(self) -> tuple[str, ...]:
         """Return the API and its other fault targets (a token endpoint), in route order."""
         others = (route.target for route in self.routes if route.target != self.api)
         return (self.api, *dict.fromkeys(others))
+
+    def check_options(self, given: Mapping[str, object]) -> Mapping[str, object]:
+        """Return a job's options given ``given``, defaults filled in; ``ValueError`` if bad."""
+        return self.job_options.check(self.api, given)
+
+    def error_code(self, index: int) -> str | None:
+        """Return the code of the ``index``-th failed item (0-based); every third has none."""
+        return item_error_code(index, self.error_codes)
+
+    def error_code_counts(self, errors: int) -> dict[str | None, int]:
+        """Count the first ``errors`` failed items by :meth:`error_code` (``None``: no code)."""
+        return item_error_counts(errors, self.error_codes)
 
 
 def split_auth(request: web.Request, scheme: str) -> str | None:

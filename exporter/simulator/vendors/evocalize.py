@@ -6,6 +6,7 @@
 ways: the two ``X-Evocalize-Client-Key*`` headers, or a key ID, a timestamp
 and a signature (checked here with its own SHA-256, not the exporter's code).
 Errors come in the vendor's envelope, ``{"errors": [{"message", "code"}]}``.
+The secrets are :class:`EvocalizeCredentials`; a job takes no options.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import random
+from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from exporter.simulator.credentials import SimCredentials
-from exporter.simulator.jobs import SimJob, error_code
+from exporter.simulator.credentials import SimCredentials, VendorCredentials
+from exporter.simulator.jobs import SimJob
 from exporter.simulator.responses import error_response
 from exporter.simulator.state import SimState
 from exporter.simulator.vendors.base import (
@@ -67,6 +71,12 @@ GENERIC_CODES = {
     "resource_not_found": "EV_OBJECT_NOT_FOUND",
     "server_error": "EV_INTERNAL_SERVER_ERROR",
 }
+# The ``restErrorCode`` values of failed items (every third item has none).
+ERROR_CODES = (
+    "EV_BAD_REQUEST_DUPLICATE",
+    "EV_BAD_REQUEST_INVALID_EMAIL",
+    "EV_BAD_REQUEST_UNKNOWN_GROUP",
+)
 ERROR_MESSAGES = {
     "EV_BAD_REQUEST_DUPLICATE": "Duplicate user create request detected: user with {email} "
     "has already been associated to another user id.",
@@ -74,6 +84,22 @@ ERROR_MESSAGES = {
     "EV_BAD_REQUEST_UNKNOWN_GROUP": "Group seattle_office does not exist.",
     None: "Item could not be processed.",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class EvocalizeCredentials(VendorCredentials):
+    """What Evocalize lets in: the client key and its ID, or the key ID and a signature.
+
+    ``modes`` are the ways in it allows: ``client_key`` (the key headers) and
+    ``signature`` (key ID, timestamp, signature with ``secret``); the config
+    snippet uses the client key if allowed.
+    """
+
+    api: ClassVar[str] = API
+    key: str = "evo-demo-key"
+    key_id: str = "evo-demo-id"
+    secret: str = "evo-demo-secret"  # noqa: S105 - a documented demo secret
+    modes: frozenset[str] = frozenset({CLIENT_KEY, SIGNATURE})
 
 
 def error_body(code: str, message: str) -> dict[str, object]:
@@ -86,21 +112,27 @@ def error_body(code: str, message: str) -> dict[str, object]:
 
 def request_headers(creds: SimCredentials) -> dict[str, str]:
     """Return the headers a client sends to be let in (with the client key)."""
-    return {KEY_HEADER: creds.evocalize_key, KEY_ID_HEADER: creds.evocalize_key_id}
+    own = creds.of(EvocalizeCredentials)
+    return {KEY_HEADER: own.key, KEY_ID_HEADER: own.key_id}
 
 
 def source(base_url: str, creds: SimCredentials) -> dict[str, object]:
     """Return the source's config keys: the key headers, or the signature if keys are off."""
     del base_url
-    if CLIENT_KEY not in creds.evocalize_modes:
-        secret = {"key_id": creds.evocalize_key_id, "secret": creds.evocalize_secret}
-        return {"evocalize_signature": secret}
+    own = creds.of(EvocalizeCredentials)
+    if CLIENT_KEY not in own.modes:
+        return {"evocalize_signature": {"key_id": own.key_id, "secret": own.secret}}
     return {
         "http_headers": {
-            KEY_HEADER: {"secrets": [creds.evocalize_key]},
-            KEY_ID_HEADER: {"values": [creds.evocalize_key_id]},
+            KEY_HEADER: {"secrets": [own.key]},
+            KEY_ID_HEADER: {"values": [own.key_id]},
         }
     }
+
+
+def new_id(rng: random.Random) -> str:
+    """Return a report ID as the benchmark shapes them: 12 hex digits."""
+    return rng.randbytes(6).hex()
 
 
 def expected_signature(path: str, timestamp: str, secret: str) -> str:
@@ -110,18 +142,19 @@ def expected_signature(path: str, timestamp: str, secret: str) -> str:
 
 def check_credentials(request: web.Request, creds: SimCredentials, now: float) -> str | None:
     """Return the ``EV_UNAUTHORIZED_*`` code refusing the request, or ``None`` to let it in."""
+    own = creds.of(EvocalizeCredentials)
     headers = request.headers
     key_id = headers.get(KEY_ID_HEADER)
     if key_id is None:
         return MISSING
-    if not same(key_id, creds.evocalize_key_id):
+    if not same(key_id, own.key_id):
         return "EV_UNAUTHORIZED_INVALID_KEY"
     if KEY_HEADER in headers:  # "If both ... are present, Shared Secret takes precedence."
-        ok = CLIENT_KEY in creds.evocalize_modes and same(headers[KEY_HEADER], creds.evocalize_key)
+        ok = CLIENT_KEY in own.modes and same(headers[KEY_HEADER], own.key)
         return None if ok else "EV_UNAUTHORIZED_INVALID_SECRET"
-    if SIGNATURE not in creds.evocalize_modes:
+    if SIGNATURE not in own.modes:
         return MISSING
-    return _check_signature(request, creds.evocalize_secret, now)
+    return _check_signature(request, own.secret, now)
 
 
 def _check_signature(request: web.Request, secret: str, now: float) -> str | None:
@@ -169,7 +202,7 @@ def error_items(job: SimJob, now: float, start: int, stop: int) -> list[dict[str
     for index in range(start, min(stop, job.errors(now))):
         number = (index + 1) * job.error_every
         email = f"user{number}@example.com"
-        code = error_code(index)
+        code = VENDOR.error_code(index)
         item: dict[str, object] = {
             "input": {
                 "id": f"user_{number}",
@@ -254,6 +287,10 @@ VENDOR = SimVendor(
     ),
     answer=report,
     source=source,
+    credentials=EvocalizeCredentials,
+    error_codes=ERROR_CODES,
+    bench_weight=0.4,
+    new_id=new_id,
     demo_jobs=(
         DemoJob("evo-contacts-sync", 1200, 20.0, 50),  # ~1 min
         DemoJob("evo-users-import", 6000, 10.0, 30),  # ~10 min, 200 errors

@@ -8,9 +8,10 @@ time, with an opaque ``page_token``/``next_page_token`` and ``total_records``
 as a string; while the job is processing it answers 202.  Users imports,
 ``v2/users/batch/{id}``, answer the same for the same jobs.
 
-A job asks for Fullstory's proto3 JSON habits by words before a ``+`` in its
-ID (``omit-zeros+string-counts+j1``), as a payment sandbox's test card numbers
-ask for a behaviour: the simulator's job model knows no vendor's encodings.
+A job asks for Fullstory's proto3 JSON habits, and for a listing bug, by its
+:class:`FullstoryOptions` (``sim.add_job(api, id, omit_zeros=True)``): the
+simulator's job model knows no vendor's encodings.  The secret is
+:class:`FullstoryCredentials`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from exporter.simulator.credentials import SimCredentials
-from exporter.simulator.jobs import SimJob, error_code
+from exporter.simulator.credentials import SimCredentials, VendorCredentials
+from exporter.simulator.jobs import JobOptions, SimJob, check_bool
 from exporter.simulator.responses import error_response
 from exporter.simulator.state import SimState
 from exporter.simulator.vendors.base import (
@@ -45,24 +49,43 @@ FINAL = {"completed": "COMPLETED", "failed": "FAILED", "canceled": "FAILED"}
 KINDS = ("events", "users")  # both batch imports, the same jobs
 TOKEN_PARAM = "page_token"  # noqa: S105 - a query parameter name
 
-OMIT_ZEROS = "omit-zeros"  # zero counts are left out, as proto3 JSON does
-STRING_COUNTS = "string-counts"  # counts are decimal strings, as proto3 JSON writes an int64
-LOOP_TOKEN = "loop-token"  # noqa: S105 - the listing repeats its next_page_token forever (a bug)
-QUIRKS = frozenset({OMIT_ZEROS, STRING_COUNTS, LOOP_TOKEN})
-
-# The simulator's error codes (:func:`error_code`) in Fullstory's snake_case style: its
-# Swagger names no item error codes, so these are made up.
-CODES = {
-    "EV_BAD_REQUEST_DUPLICATE": "duplicate_event",
-    "EV_BAD_REQUEST_INVALID_EMAIL": "invalid_argument",
-    "EV_BAD_REQUEST_UNKNOWN_GROUP": "type_conflict",
-}
+# The failures' codes, in Fullstory's snake_case style: its Swagger names no item
+# error codes, so these are made up (every third failure has none).
+ERROR_CODES = ("duplicate_event", "invalid_argument", "type_conflict")
 MESSAGES = {
     "duplicate_event": "Event {n} was already imported",
     "invalid_argument": "Event {n} has an invalid user email",
     "type_conflict": "Event {n} property amount conflicts with its earlier type",
     None: "Event {n} could not be imported",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FullstoryCredentials(VendorCredentials):
+    """What Fullstory lets in: the API key, sent as ``Basic`` credentials."""
+
+    api: ClassVar[str] = API
+    api_key: str = "fs-demo-key"
+
+
+@dataclass(frozen=True, slots=True)
+class FullstoryOptions(JobOptions):
+    """A batch import's habits: proto3 JSON's, and a listing bug.
+
+    ``omit_zeros`` leaves zero counts out (and an empty listing is ``{}``), as
+    proto3 JSON does; ``string_counts`` sends counts as decimal strings, as
+    proto3 JSON writes an int64; ``loop_token`` makes the errors listing repeat
+    its ``next_page_token`` forever.
+    """
+
+    omit_zeros: bool = False
+    string_counts: bool = False
+    loop_token: bool = False
+
+    def __post_init__(self) -> None:
+        check_bool("omit_zeros", self.omit_zeros)
+        check_bool("string_counts", self.string_counts)
+        check_bool("loop_token", self.loop_token)
 
 
 def rfc3339(timestamp: float) -> str:
@@ -79,39 +102,25 @@ def status(job: SimJob, now: float) -> str:
     return FINAL.get(job.final_outcome, "FAILED")
 
 
-def quirks(job_id: str) -> frozenset[str]:
-    """Return the proto3 habits a job's ID asks for: the known words before its last ``+``."""
-    return frozenset(job_id.split("+")[:-1]) & QUIRKS
-
-
-def fs_code(index: int) -> str | None:
-    """Return the ``code`` of the ``index``-th failure (0-based); every third has none."""
-    code = error_code(index)
-    return None if code is None else CODES[code]
-
-
-def error_codes(errors: int) -> dict[str, int]:
-    """Count the first ``errors`` failures by code, a missing one as ``unknown`` (for tests)."""
-    counts: dict[str, int] = {}
-    for index in range(errors):
-        code = fs_code(index) or "unknown"
-        counts[code] = counts.get(code, 0) + 1
-    return counts
-
-
 def source(base_url: str, creds: SimCredentials) -> dict[str, object]:
     """Return the source's config keys: the API key as ``Basic`` credentials."""
     del base_url
-    return {"authorization": {"type": "Basic", "credentials": creds.fullstory_api_key}}
+    api_key = creds.of(FullstoryCredentials).api_key
+    return {"authorization": {"type": "Basic", "credentials": api_key}}
+
+
+def new_id(rng: random.Random) -> str:
+    """Return a job ID as the benchmark shapes them: base64, like the seed's ``abd123=``."""
+    return base64.b64encode(rng.randbytes(10)).decode()
 
 
 def _counts(job: SimJob, counts: dict[str, int]) -> dict[str, object]:
-    """Encode counts as the job's ID asks: zeros left out, numbers as strings."""
-    habits = quirks(job.id)
+    """Encode counts as the job's options ask: zeros left out, numbers as strings."""
+    habits = FullstoryOptions.of(job)
     return {
-        key: str(n) if STRING_COUNTS in habits else n
+        key: str(n) if habits.string_counts else n
         for key, n in counts.items()
-        if n or OMIT_ZEROS not in habits
+        if n or not habits.omit_zeros
     }
 
 
@@ -150,7 +159,7 @@ def failures(job: SimJob, now: float, start: int, stop: int) -> list[dict[str, o
     items: list[dict[str, object]] = []
     for index in range(start, min(stop, listed)):
         number = (index + 1) * job.error_every
-        code = fs_code(index)
+        code = VENDOR.error_code(index)
         item: dict[str, object] = {
             "message": MESSAGES[code].format(n=number),
             "event": {"name": "Order Completed", "properties": {"item": number}},
@@ -170,9 +179,10 @@ def errors_page(job: SimJob, now: float, offset: int, size: int) -> Answer:
         "results": failures(job, now, offset, offset + size),
         "total_records": str(listed),
     }
-    if OMIT_ZEROS in quirks(job.id) and not listed:
+    habits = FullstoryOptions.of(job)
+    if habits.omit_zeros and not listed:
         body = {}  # proto3 leaves out an empty list and a zero count
-    if LOOP_TOKEN in quirks(job.id):
+    if habits.loop_token:
         body["next_page_token"] = page_token(size)  # the same one, whatever was asked
     elif offset + size < listed:
         body["next_page_token"] = page_token(offset + size)
@@ -181,7 +191,8 @@ def errors_page(job: SimJob, now: float, offset: int, size: int) -> Answer:
 
 def _find(sim: SimState, request: web.Request, params: Params) -> SimJob | web.Response:
     """Check the API key and find the job, or answer 401/404."""
-    if not same(split_auth(request, "Basic"), sim.credentials.fullstory_api_key):
+    api_key = sim.credentials.of(FullstoryCredentials).api_key
+    if not same(split_auth(request, "Basic"), api_key):
         return error_response(401)
     job = live_job(sim, API, params["id"])
     if job is None:
@@ -226,6 +237,11 @@ VENDOR = SimVendor(
     ),
     answer=batch_job,
     source=source,
+    credentials=FullstoryCredentials,
+    job_options=FullstoryOptions,
+    error_codes=ERROR_CODES,
+    bench_weight=0.4,
+    new_id=new_id,
     demo_jobs=(
         DemoJob("fs-web-events", 3000, 25.0),  # ~2 min
         DemoJob("fs-mobile-events", 12000, 20.0, 150),  # ~10 min

@@ -10,6 +10,7 @@ import pytest
 
 from exporter.simulator import EVOCALIZE, SimCredentials, Simulator
 from exporter.simulator.vendors import evocalize, source_config
+from exporter.simulator.vendors.evocalize import EvocalizeCredentials
 from tests.simulator.helpers import (
     EVO_HEADERS,
     EVO_REPORT,
@@ -216,8 +217,8 @@ async def test_evocalize_modes_limit_how_a_request_gets_in(
     keys: dict[str, str] | None,
     signature: dict[str, str] | None,
 ) -> None:
-    """``evocalize_modes`` turns either way in off; the other still works."""
-    creds = SimCredentials(evocalize_modes=modes)
+    """Evocalize's ``modes`` turn either way in off; the other still works."""
+    creds = SimCredentials(EvocalizeCredentials(modes=modes))
     async with Simulator(clock=clock, credentials=creds) as sim:
         sim.add_job(EVOCALIZE, "r-1")
         path = "/" + EVO_REPORT + "r-1"
@@ -233,7 +234,9 @@ def test_evocalize_source_snippet_signs_when_keys_are_off() -> None:
     """The config snippet uses the key headers by default, the signature without them."""
     default = source_config(EVOCALIZE, name="evo", base_url="http://x/", jobs=[])
     assert set(default) == {"name", "api", "base_url", "http_headers", "jobs"}
-    creds = SimCredentials(evocalize_modes=frozenset({"signature"}), evocalize_secret=OTHER_SECRET)
+    creds = SimCredentials(
+        EvocalizeCredentials(modes=frozenset({"signature"}), secret=OTHER_SECRET)
+    )
     snippet = source_config(EVOCALIZE, name="evo", base_url="http://x/", jobs=[], credentials=creds)
     assert snippet["evocalize_signature"] == {"key_id": "evo-demo-id", "secret": OTHER_SECRET}
     assert "http_headers" not in snippet

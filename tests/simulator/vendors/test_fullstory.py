@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
 from exporter.simulator import EVOCALIZE, FULLSTORY, Simulator
 from exporter.simulator.vendors import fullstory
-from exporter.simulator.vendors.fullstory import (
-    LOOP_TOKEN,
-    OMIT_ZEROS,
-    STRING_COUNTS,
-    error_codes,
-    fs_code,
-    quirks,
-    rfc3339,
-)
+from exporter.simulator.vendors.fullstory import FullstoryOptions, rfc3339
 from tests.simulator.helpers import (
     EVO_HEADERS,
     EVO_REPORT,
@@ -145,7 +139,15 @@ async def test_a_failed_imports_listing_pages_its_failures_with_a_string_total(
     assert [set(body) for body in pages] == [paged, paged, {"results", "total_records"}]
     assert {body["total_records"] for body in pages} == {"5"}
     results = [item for body in pages for item in body["results"]]  # type: ignore[attr-defined]
-    assert [item.get("code") for item in results] == [fs_code(i) for i in range(5)]
+    codes = [fullstory.VENDOR.error_code(i) for i in range(5)]
+    assert [item.get("code") for item in results] == codes
+    assert codes == [
+        "duplicate_event",
+        "invalid_argument",
+        None,
+        "invalid_argument",
+        "type_conflict",
+    ]
     assert [set(item) for item in results] == [
         {"message", "code", "event"},
         {"message", "code", "event"},
@@ -158,16 +160,18 @@ async def test_a_failed_imports_listing_pages_its_failures_with_a_string_total(
     for item in results:
         code = str(item.get("code") or "unknown")
         counts[code] = counts.get(code, 0) + 1
-    assert (
-        counts
-        == error_codes(5)
-        == {
-            "duplicate_event": 1,
-            "invalid_argument": 2,
-            "type_conflict": 1,
-            "unknown": 1,
-        }
-    )
+    assert counts == {
+        "duplicate_event": 1,
+        "invalid_argument": 2,
+        "type_conflict": 1,
+        "unknown": 1,
+    }
+    assert fullstory.VENDOR.error_code_counts(5) == {
+        "duplicate_event": 1,
+        "invalid_argument": 2,
+        "type_conflict": 1,
+        None: 1,
+    }
 
 
 async def test_the_listing_answers_202_while_the_import_is_processing(
@@ -232,34 +236,44 @@ async def test_the_listing_refuses_bad_tokens_keys_and_jobs(
     assert set(answer.json()) == {"message", "code"}
 
 
-# -- proto3 habits a job asks for by its ID ---------------------------------------------
+# -- proto3 habits and a listing bug a job asks for by its options ----------------------
+
+
+def test_a_job_without_options_has_none_of_the_habits() -> None:
+    """No options: zeros sent, counts as numbers, a listing that ends; an ID asks for nothing."""
+    assert FullstoryOptions.of(make(api=FULLSTORY, id="omit-zeros+j1")) == FullstoryOptions(
+        omit_zeros=False, string_counts=False, loop_token=False
+    )
 
 
 @pytest.mark.parametrize(
-    ("job_id", "expected"),
+    ("options", "error", "match"),
     [
-        ("j1", frozenset()),
-        (f"{OMIT_ZEROS}+j1", frozenset({OMIT_ZEROS})),
-        (f"{STRING_COUNTS}+{LOOP_TOKEN}+j1", frozenset({STRING_COUNTS, LOOP_TOKEN})),
-        (f"other+{OMIT_ZEROS}+j1", frozenset({OMIT_ZEROS})),
-        (OMIT_ZEROS, frozenset()),
-        (f"j1+{OMIT_ZEROS}", frozenset()),
-        ("ab+cd=", frozenset()),
+        ({"omit_zeros": 1}, TypeError, "omit_zeros must be true or false"),
+        ({"string_counts": "yes"}, TypeError, "string_counts must be true or false"),
+        ({"loop_token": None}, TypeError, "loop_token must be true or false"),
+        ({"omit-zeros": True}, ValueError, "it takes: omit_zeros, string_counts, loop_token"),
+        ({"redirect": 303}, ValueError, f"unknown {FULLSTORY} job options: redirect"),
     ],
 )
-def test_quirks_are_the_known_words_before_the_last_plus(
-    job_id: str, expected: frozenset[str]
+def test_bad_fullstory_options_are_refused(
+    options: dict[str, Any], error: type[Exception], match: str
 ) -> None:
-    """Only known words before the ID's last ``+`` ask for a habit; a base64-ish ID asks none."""
-    assert quirks(job_id) == expected
+    """``add_job`` refuses an unknown option or a value that is not a bool, and adds nothing."""
+    sim = Simulator(clock=lambda: T0)
+    with pytest.raises(error, match=match):
+        sim.add_job(FULLSTORY, "j", **options)
+    assert sim.find_job(FULLSTORY, "j") is None
 
 
 async def test_omit_zeros_leaves_zero_counts_out_of_job_and_listing(
     sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     """proto3: 0 imports and 0 errors are not sent, running or finished; an empty listing is {}."""
-    job_id = f"{OMIT_ZEROS}+empty"
-    sim.add_job(FULLSTORY, job_id, total=10, rate=1.0, outcome="failed", start_delay=5)
+    job_id = "empty"
+    sim.add_job(
+        FULLSTORY, job_id, total=10, rate=1.0, outcome="failed", start_delay=5, omit_zeros=True
+    )
     running = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
     assert set(running) == {"job"}
     sim.finish_job(FULLSTORY, job_id)
@@ -273,12 +287,20 @@ async def test_string_counts_sends_counts_as_decimal_strings(
     sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     """proto3's int64 habit: ``imports`` and ``errors`` come as strings, zeros still sent."""
-    job_id = f"{STRING_COUNTS}+s"
-    sim.add_job(FULLSTORY, job_id, total=20, rate=100.0, error_every=20, outcome="failed")
+    job_id = "s"
+    sim.add_job(
+        FULLSTORY,
+        job_id,
+        total=20,
+        rate=100.0,
+        error_every=20,
+        outcome="failed",
+        string_counts=True,
+    )
     clock.advance(1)
     body = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
     assert (body["imports"], body["errors"]) == ("19", "1")
-    sim.add_job(FULLSTORY, job_id, total=5, rate=100.0, outcome="failed")
+    sim.add_job(FULLSTORY, job_id, total=5, rate=100.0, outcome="failed", string_counts=True)
     clock.advance(1)
     body = (await call(http, sim.url + FS_BATCH + job_id, headers=FS_HEADERS)).json()
     assert (body["imports"], body["errors"]) == ("5", "0")
@@ -288,8 +310,10 @@ async def test_loop_token_repeats_the_same_next_page_token_forever(
     sim: Simulator, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     """A looping listing names the same next token on every page, even past its failures."""
-    job_id = f"{LOOP_TOKEN}+l"
-    sim.add_job(FULLSTORY, job_id, total=10, rate=100.0, error_every=5, outcome="failed")
+    job_id = "l"
+    sim.add_job(
+        FULLSTORY, job_id, total=10, rate=100.0, error_every=5, outcome="failed", loop_token=True
+    )
     clock.advance(1)
     pages = await read_listing(http, sim.url + FS_BATCH + job_id + "/errors", limit=5)
     assert len(pages) == 5

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
-from exporter.simulator import TALKDESK, SimCredentials, Simulator, faults
+from exporter.simulator import TALKDESK, SimCredentials, Simulator
 from exporter.simulator.vendors import SPARED_TARGETS, talkdesk
+from exporter.simulator.vendors.talkdesk import TalkdeskCredentials, TalkdeskOptions
 from tests.simulator.helpers import (
     DEMO_CLIENT,
     FORM,
@@ -138,7 +141,8 @@ async def test_talkdesk_tokens_expire_by_the_clock(
     clock: FakeClock, http: aiohttp.ClientSession
 ) -> None:
     """A token works until ``token_ttl`` has passed; unknown or missing tokens are 401."""
-    async with Simulator(clock=clock, credentials=SimCredentials(token_ttl=60)) as sim:
+    creds = SimCredentials(TalkdeskCredentials(token_ttl=60))
+    async with Simulator(clock=clock, credentials=creds) as sim:
         sim.add_job(TALKDESK, "j", rate=0.1)
         url = sim.url + TD_JOBS + "j"
         auth = {"Authorization": "Bearer " + await token(http, sim)}
@@ -165,34 +169,34 @@ async def test_talkdesk_unknown_type_or_id_is_404(
 
 
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
-async def test_talkdesk_id_ending_in_a_code_answers_that_redirect_to_a_signed_url(
+async def test_talkdesk_redirect_option_answers_that_code_to_a_signed_url(
     sim: Simulator, http: aiohttp.ClientSession, code: int
 ) -> None:
-    """A done job whose ID ends in ``-<code>`` answers that code, Location its signed file URL."""
-    job = sim.add_job(TALKDESK, f"r-{code}")
+    """A done job with ``redirect=<code>`` answers that code, Location its signed file URL."""
+    job = sim.add_job(TALKDESK, "r-1", redirect=code)
     job.finish()
     answer = await call(
         http,
-        sim.url + TD_JOBS + f"r-{code}",
+        sim.url + TD_JOBS + "r-1",
         headers={"Authorization": "Bearer " + await token(http, sim)},
     )
     signature = talkdesk.signature(job)
     assert len(signature) == 64
     assert (answer.status, answer.json()["job"]["status"]) == (code, "done")
     assert answer.headers["Location"] == (
-        f"{sim.url}talkdesk/data/reports/calls/files/r-{code}"
+        f"{sim.url}talkdesk/data/reports/calls/files/r-1"
         f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&X-Amz-Signature={signature}"
     )
 
 
-async def test_talkdesk_running_job_with_a_code_id_answers_200(
+async def test_talkdesk_running_job_with_a_redirect_answers_200(
     sim: Simulator, http: aiohttp.ClientSession
 ) -> None:
-    """The ID's code only changes the finished answer: a running job still answers 200."""
-    sim.add_job(TALKDESK, "r-303", rate=0.01)
+    """The redirect only changes the finished answer: a running job still answers 200."""
+    sim.add_job(TALKDESK, "r-1", rate=0.01, redirect=303)
     answer = await call(
         http,
-        sim.url + TD_JOBS + "r-303",
+        sim.url + TD_JOBS + "r-1",
         headers={"Authorization": "Bearer " + await token(http, sim)},
     )
     assert (answer.status, answer.json()["job"]["status"]) == (200, "processing")
@@ -203,22 +207,22 @@ async def test_talkdesk_signed_location_serves_the_file_and_is_recorded(
     sim: Simulator, http: aiohttp.ClientSession
 ) -> None:
     """A client that follows the 303 fetches the file, and the request log shows it did."""
-    sim.add_job(TALKDESK, "r-303").finish()
+    sim.add_job(TALKDESK, "r-1", redirect=303).finish()
     auth = {"Authorization": "Bearer " + await token(http, sim)}
-    async with http.get(sim.url + TD_JOBS + "r-303", headers=auth) as followed:
+    async with http.get(sim.url + TD_JOBS + "r-1", headers=auth) as followed:
         assert (followed.status, await followed.text()) == (200, talkdesk.REPORT_FILE)
         assert followed.content_type == "text/csv"
         assert [r.status for r in followed.history] == [303]
     paths = [r.raw_path.partition("?")[0] for r in sim.requests if r.api == TALKDESK]
-    assert paths == ["/" + TD_JOBS + "r-303", "/talkdesk/data/reports/calls/files/r-303"]
+    assert paths == ["/" + TD_JOBS + "r-1", "/talkdesk/data/reports/calls/files/r-1"]
 
 
 async def test_talkdesk_file_needs_a_finished_report_and_its_signature(
     sim: Simulator, http: aiohttp.ClientSession
 ) -> None:
     """A forged or missing signature is a 403; a running, failed or unknown report a 404."""
-    running = sim.add_job(TALKDESK, "r-303", rate=0.01)
-    sim.add_job(TALKDESK, "f-303", rate=0.01).finish("failed")
+    running = sim.add_job(TALKDESK, "r-1", rate=0.01, redirect=303)
+    sim.add_job(TALKDESK, "f-1", rate=0.01, redirect=303).finish("failed")
     files = sim.url + "talkdesk/data/reports/"
 
     def signed(job_id: str, kind: str = "calls") -> str:
@@ -226,11 +230,11 @@ async def test_talkdesk_file_needs_a_finished_report_and_its_signature(
         sig = talkdesk.signature(make(api=TALKDESK, id=job_id))
         return f"{files}{kind}/files/{job_id}?X-Amz-Signature={sig}"
 
-    urls = [signed("r-303"), signed("f-303"), signed("nope")]
+    urls = [signed("r-1"), signed("f-1"), signed("nope")]
     seen = [await call(http, url) for url in urls]
     running.finish()
-    urls = [files + "calls/files/r-303?X-Amz-Signature=forged", files + "calls/files/r-303"]
-    urls.append(signed("r-303", kind="agents"))
+    urls = [files + "calls/files/r-1?X-Amz-Signature=forged", files + "calls/files/r-1"]
+    urls.append(signed("r-1", kind="agents"))
     seen += [await call(http, url) for url in urls]
     assert [(a.status, a.json()["code"]) for a in seen] == [
         (404, "not_found"),
@@ -241,7 +245,7 @@ async def test_talkdesk_file_needs_a_finished_report_and_its_signature(
         (404, "not_found"),
     ]
     assert [set(a.json()) for a in seen] == [TD_ERROR_KEYS] * len(seen)
-    assert (await call(http, signed("r-303"))).body == talkdesk.REPORT_FILE.encode()
+    assert (await call(http, signed("r-1"))).body == talkdesk.REPORT_FILE.encode()
 
 
 # -- the job model as Talkdesk shows it ----------------------------------------------
@@ -260,24 +264,54 @@ def test_talkdesk_goes_created_processing_uploading_sending_done() -> None:
     assert talkdesk.status(job, T0 + 20) == "done"
 
 
+async def test_talkdesk_report_type_option_picks_the_path(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A job of another ``report_type`` answers on that type's path, and its links name it."""
+    sim.add_job(TALKDESK, "a", report_type="agents", name="Agents")
+    auth = {"Authorization": "Bearer " + await token(http, sim)}
+    agents = sim.url + "talkdesk/data/reports/agents/jobs/a"
+    answer = await call(http, agents, headers=auth)
+    assert (answer.status, answer.json()["job"]["name"]) == (200, "Agents")
+    assert answer.json()["_links"]["self"] == {"href": agents}
+    assert (await call(http, sim.url + TD_JOBS + "a", headers=auth)).status == 404
+
+
+def test_a_job_without_options_has_talkdesks_defaults() -> None:
+    """No options: the ``calls`` report type, the name ``Calls report``, the reference 300."""
+    assert TalkdeskOptions.of(make(api=TALKDESK)) == TalkdeskOptions(
+        report_type="calls", name="Calls report", redirect=300
+    )
+    assert talkdesk.REPORT_TYPE == "calls"
+
+
+@pytest.mark.parametrize("code", [300, 301, 302, 303, 307, 308])
+def test_redirect_takes_the_reference_300_and_the_follow_able_codes(code: int) -> None:
+    """Every code a finished report can answer is a valid ``redirect``."""
+    assert TalkdeskOptions(redirect=code).redirect == code
+
+
 @pytest.mark.parametrize(
-    ("job_id", "code"),
+    ("options", "error", "match"),
     [
-        ("j-302", 302),
-        ("j-303", 303),
-        ("a-b-307", 307),
-        ("-308", 308),
-        ("j-1", 300),
-        ("j303", 300),
-        ("j-304", 300),
-        ("j-300", 300),
-        ("j-\u0663\u0660\u0663", 300),
-        ("td-calls-daily", 300),
+        ({"redirect": 304}, ValueError, "redirect must be one of 300, 301, 302, 303, 307, 308"),
+        ({"redirect": 399}, ValueError, "redirect must be one of"),
+        ({"redirect": "303"}, ValueError, "redirect must be one of"),
+        ({"redirect": True}, ValueError, "redirect must be one of"),
+        ({"report_type": ""}, ValueError, "report_type must be a non-empty string"),
+        ({"report_type": 3}, ValueError, "report_type must be a non-empty string"),
+        ({"name": 3}, TypeError, "name must be a string"),
+        ({"omit_zeros": True}, ValueError, "it takes: report_type, name, redirect"),
     ],
 )
-def test_redirect_status_comes_from_the_id_suffix(job_id: str, code: int) -> None:
-    """Only an ID ending in ``-`` and one of the follow-able codes changes the default 300."""
-    assert talkdesk.redirect_status(make(api=TALKDESK, id=job_id)) == code
+def test_bad_talkdesk_options_are_refused(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """``add_job`` refuses an unknown option or a bad value, and adds nothing."""
+    sim = Simulator(clock=lambda: T0)
+    with pytest.raises(error, match=match):
+        sim.add_job(TALKDESK, "j", **options)
+    assert sim.find_job(TALKDESK, "j") is None
 
 
 @pytest.mark.parametrize(
@@ -290,7 +324,7 @@ def test_outcomes_map_to_lower_case_final_statuses(outcome: str, td_status: str)
 
 
 def test_the_token_endpoint_is_a_fault_target_spared_by_star() -> None:
-    """``report_job_token`` is Talkdesk's second target; ``faults`` still exports its name."""
+    """``report_job_token`` is Talkdesk's second target, named by its module."""
     assert talkdesk.VENDOR.targets == (TALKDESK, "report_job_token")
-    assert faults.TOKEN_TARGET == talkdesk.TOKEN_TARGET == talkdesk.VENDOR.targets[1]
+    assert talkdesk.VENDOR.targets[1] == talkdesk.TOKEN_TARGET
     assert SPARED_TARGETS == ("report_job_token",)
