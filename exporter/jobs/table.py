@@ -135,8 +135,14 @@ class JobTable:
         for listener in self._listeners:
             listener.removed(key)
 
-    def record_success(self, key: JobKey, snap: Snapshot, now: float) -> JobView:
-        """Store a good poll's snapshot taken at wall time ``now``; failure streaks end."""
+    def record_success(
+        self, key: JobKey, snap: Snapshot, now: float, *, expires_from: float | None = None
+    ) -> JobView:
+        """Store a good poll's snapshot taken at wall time ``now``; failure streaks end.
+
+        A finished job's retention counts from ``expires_from`` (default ``now``): a
+        finish recorded after its errors listing was read counts from then.
+        """
         entry = self._jobs[key]
         if entry.first_seen is None:
             entry.first_seen = now
@@ -144,7 +150,7 @@ class JobTable:
             if entry.seen_finished is None:
                 entry.seen_finished = now
             if entry.expires_at is None:
-                entry.expires_at = now + self._retention
+                entry.expires_at = (now if expires_from is None else expires_from) + self._retention
                 heapq.heappush(self._expiry, (entry.expires_at, key))
             entry.pending_finish = entry.pending_finish_at = None
         entry.snapshot = snap

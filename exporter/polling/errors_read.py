@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
+from exporter.config import SourceConfig
 from exporter.jobs.entry import JobView
 from exporter.model import ErrorsPage, Response, Snapshot, VendorError
 from exporter.polling.outcomes import Deferred, PollFailed
@@ -53,6 +54,9 @@ class ErrorsRead:
     entry: JobView
     snap: Snapshot
     seen_at: float  # wall time of the job request that saw it finished
+    # The settings it reads with: a reload that changes them starts the read over.
+    source: SourceConfig | None = None
+    refresh: bool = False  # a running job's re-read: its oddities were logged the first time
     totals: dict[str, int] = field(default_factory=dict)
     token: str | None = None
     seen: set[str] = field(default_factory=set)
@@ -75,10 +79,17 @@ class ErrorsRead:
         if self.failing_since is None:
             self.failing_since = now
 
-    def give_up(self, now: float, within: float) -> bool:
-        """Whether the listing has failed too often, or for longer than ``within`` seconds."""
+    def give_up(self, now: float, wall: float, within: float) -> bool:
+        """Whether to stop: failed too often, or for ``within`` seconds, or that long since seen.
+
+        ``now`` is monotonic time, ``wall`` wall time (``seen_at`` is wall time).
+        """
         since = self.failing_since
-        return self.failures >= MAX_READ_FAILURES or (since is not None and now - since >= within)
+        return (
+            self.failures >= MAX_READ_FAILURES
+            or (since is not None and now - since >= within)
+            or wall - self.seen_at >= within
+        )
 
 
 async def read_errors(
@@ -131,11 +142,13 @@ async def read_errors(
         read.add(page)
         token = page.next_token
         if token is None:
-            _check_listed(source.name, job_id, read)
+            if not read.refresh:
+                _check_listed(source.name, job_id, read)
             return
+        # Each is said once per job: a running job's refreshes say it at debug level.
+        once = LOG.debug if read.refresh else LOG.warning
         if token in read.seen:
-            # Reached once per job, like the page limit below.
-            LOG.warning(
+            once(
                 "errors of %s/%s: the listing repeated a page token; stopped after %d pages, "
                 "its error counts may be truncated",
                 source.name,
@@ -145,8 +158,7 @@ async def read_errors(
             return
         read.seen.add(token)
         read.token = token
-    # Reached once per job: the job is recorded finished right after and not polled again.
-    LOG.warning(
+    (LOG.debug if read.refresh else LOG.warning)(
         "errors of %s/%s: stopped after %d pages; its error counts are truncated",
         source.name,
         job_id,

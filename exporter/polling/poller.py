@@ -40,6 +40,8 @@ RATE_LIMIT_CODES = frozenset({429, 503})
 SPREAD_MAX = 30.0
 # Reads kept for jobs dropped mid-read are swept once there are more than this many.
 SWEEP_MIN = 64
+# Poll failures that are the source's manners, not the listing's: they do not wear a read out.
+WAITS = frozenset({"rate_limited", "unauthorized"})
 Src = Runtime[PollClient]
 
 
@@ -108,23 +110,40 @@ class Poller:
 
     async def _poll(self, entry: JobView, src: Src) -> float | None:
         key = entry.key
+        if (later := await self._refresh.resume(entry, src, self._read)) is not None:
+            return later  # a refresh the rate cap deferred went on instead of the job request
         read = self._reads.pop(key, None)
-        if read is None or read.entry is not entry:
-            if entry.pending_finish is not None and entry.pending_finish_at is not None:
-                # Seen finished before a restart: read its listing afresh, not the job again.
-                read = ErrorsRead(entry, entry.pending_finish, entry.pending_finish_at)
-            else:
-                snap = await self._job(entry, src)
-                if snap is None:
-                    return None
-                if not src.spec.reads_errors(snap):
-                    delay = self._succeeded(entry, src, snap)
-                    if delay is not None:
-                        await self._refresh.run(entry, src, snap, self._read)
-                    return delay
-                self._refresh.forget(key)
-                read = ErrorsRead(entry, snap, self._clock.time())
-                self._table.record_pending_finish(key, snap, read.seen_at)
+        if read is None or read.entry is not entry or read.source is not src.client.source:
+            started = await self._start(entry, src)
+            if not isinstance(started, ErrorsRead):
+                return started
+            read = started
+        return await self._finish(entry, src, read)
+
+    async def _start(self, entry: JobView, src: Src) -> ErrorsRead | float | None:
+        """The job request (or a finish saved before a restart): a listing to read, or the delay."""
+        key = entry.key
+        if entry.pending_finish is not None and entry.pending_finish_at is not None:
+            # Seen finished before a restart: read its listing afresh, not the job again.
+            pending, seen_at = entry.pending_finish, entry.pending_finish_at
+            return ErrorsRead(entry, pending, seen_at, src.client.source)
+        snap = await self._job(entry, src)
+        if snap is None:
+            return None
+        if not src.spec.reads_errors(snap):
+            delay = self._succeeded(entry, src, snap)
+            if delay is not None:
+                later = await self._refresh.run(entry, src, snap, self._read)
+                return delay if later is None else later
+            return delay
+        self._refresh.forget(key)
+        read = ErrorsRead(entry, snap, self._clock.time(), src.client.source)
+        self._table.record_pending_finish(key, snap, read.seen_at)
+        return read
+
+    async def _finish(self, entry: JobView, src: Src, read: ErrorsRead) -> float | None:
+        """Read the listing on from where ``read`` stands, then record the job finished."""
+        key = entry.key
         try:
             await self._read(src, read)
         except Deferred:
@@ -136,8 +155,11 @@ class Poller:
             if self._table.get(key) is not entry:
                 raise
             now = self._clock.monotonic()
-            read.failed(now)
-            if not read.give_up(now, self._table.retention):
+            # A Retry-After or refused credentials say nothing of the listing: only the
+            # retention bounds how long a read waits for them.
+            if failed.reason not in WAITS:
+                read.failed(now)
+            if not read.give_up(now, self._clock.time(), self._table.retention):
                 self._keep(key, read)  # resumed from the failed page, after the usual backoff
                 raise
             self._stats.poll_failed(key[0], failed.reason)
@@ -151,7 +173,10 @@ class Poller:
             )
         if self._table.get(key) is not entry:
             return None
-        self._table.record_errors(key, tuple(sorted(read.totals.items())))
+        known = entry.errors_by_code
+        if known is None or sum(read.totals.values()) >= sum(n for _, n in known):
+            # A read given up part-way never replaces a fuller one (a refresh's).
+            self._table.record_errors(key, tuple(sorted(read.totals.items())))
         return self._succeeded(entry, src, read.snap, read.seen_at)
 
     async def _read(self, src: Src, read: ErrorsRead) -> None:
@@ -186,12 +211,16 @@ class Poller:
     def _succeeded(
         self, entry: JobView, src: Src, snap: Snapshot, seen_at: float | None = None
     ) -> float | None:
-        # A deferred errors read finishes later: the snapshot is as of its job request.
-        at = self._clock.time() if seen_at is None else seen_at
-        entry = self._table.record_success(entry.key, snap, at)
+        # A deferred errors read finishes later: the snapshot is as of its job request,
+        # and the retention counts from now, when its series are complete.
+        now = self._clock.time()
+        at = now if seen_at is None else seen_at
+        entry = self._table.record_success(entry.key, snap, at, expires_from=now)
         return None if entry.finished else src.interval
 
     def _keep(self, key: JobKey, read: ErrorsRead) -> None:
+        if self._table.get(key) is not read.entry:
+            return  # a poll of a job replaced meanwhile must not take the new one's read
         self._reads[key] = read
         # A job dropped while its read waits is never polled again to pop it: sweep now and then.
         if len(self._reads) > self._sweep_at:

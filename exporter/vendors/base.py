@@ -108,8 +108,14 @@ def error_detail(response: Response) -> str | None:
     value = response.json_object()
     if value is None:
         return None
-    parts = [str(value[key])[:MAX_QUOTED] for key in ("code", "message") if key in value]
+    parts = [printable(value[key]) for key in ("code", "message") if key in value]
     return ": ".join(parts) or None
+
+
+def printable(value: object) -> str:
+    """A bounded piece of a vendor's error field, control characters blanked: one log line."""
+    text = str(value)[:MAX_QUOTED]
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 # -- typed field readers ------------------------------------------------------

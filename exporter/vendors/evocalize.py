@@ -15,11 +15,11 @@ import hashlib
 
 from exporter.model import ErrorsPage, Response, Snapshot, Status
 from exporter.vendors.base import (
-    MAX_QUOTED,
     ApiSpec,
     bounded,
     error_detail,
     load_json_object,
+    printable,
     read_bool,
     read_count,
     read_list,
@@ -98,12 +98,6 @@ def sign(path: str, timestamp: int, key_id: str, secret: str) -> tuple[tuple[str
     )
 
 
-def _printable(value: object) -> str:
-    """A bounded piece of an error field, control characters blanked (one log line)."""
-    text = str(value)[:MAX_QUOTED]
-    return "".join(ch if ch.isprintable() else " " for ch in text)
-
-
 def describe_error(response: Response) -> str | None:
     """``code: message`` of the envelope's first error (and how many more), bounded.
 
@@ -116,9 +110,9 @@ def describe_error(response: Response) -> str | None:
         return error_detail(response)
     first = errors[0]
     parts = (first.get(key) for key in ("code", "message"))
-    text = ": ".join(_printable(part) for part in parts if part is not None)
+    text = ": ".join(printable(part) for part in parts if part is not None)
     if first.get("field") is not None:
-        text += f" (field {_printable(first['field'])})"
+        text += f" (field {printable(first['field'])})"
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
     return text or None

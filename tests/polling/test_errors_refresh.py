@@ -41,17 +41,20 @@ def page(counts: dict[str, int]) -> Response:
     return answer(200, {"counts": counts})
 
 
-def poller(refresh: float | None) -> tuple[Poller, FakeClient, JobTable, FakeClock]:
+def poller(
+    refresh: float | None, max_rate: float | None = None
+) -> tuple[Poller, FakeClient, JobTable, FakeClock]:
     """A poller over one fake source with ``errors_refresh`` set to ``refresh``."""
     clock = FakeClock()
     rng = random.Random(SEED)
     source = SourceConfig(
         name="src", api=SPEC.name, base_url="https://vendor.test/", path=SPEC.default_path,
-        poll_interval=INTERVAL, errors_refresh=refresh,
+        poll_interval=INTERVAL, errors_refresh=refresh, max_requests_per_second=max_rate,
     )  # fmt: skip
     client = FakeClient(source, clock, oauth=False)
     spec = dataclasses.replace(SPEC, parse_job=parse_job, errors_while_running=True)
-    runtime = Runtime(spec, client, SourceGate(max_rate=None, backoff=Backoff(), rng=rng), INTERVAL)
+    gate = SourceGate(max_rate=max_rate, backoff=Backoff(), rng=rng)
+    runtime = Runtime(spec, client, gate, INTERVAL)
     table = JobTable(retention=600)
     table.add(KEY, SPEC.name)
     return (
@@ -143,3 +146,52 @@ async def test_an_evocalize_report_shows_its_error_codes_while_it_runs(
     refreshes = [r.time for r in h.sim.requests if r.raw_path.endswith("/errors")]
     # Errors from the first poll on: listed then, and every 30 s after while they grow.
     assert [t - refreshes[0] for t in refreshes] == [0.0, 30.0, 60.0, 90.0]
+
+
+async def test_a_refresh_the_rate_cap_defers_goes_on_at_the_next_poll() -> None:
+    """Under a cap the refresh's page waits for the next slot and is sent instead of the job."""
+    p, client, table, clock = poller(REFRESH, max_rate=0.5)
+    client.script = [job("running", 2), page({"E": 2})]
+    later = await p.poll(KEY)  # the job request took the slot: the page is deferred
+    assert later is not None
+    assert later < INTERVAL
+    assert [s.path for s in client.sent] == ["/jobs/a"]
+    clock.advance(later)
+    assert await p.poll(KEY) == INTERVAL
+    assert [s.path for s in client.sent] == ["/jobs/a", "/jobs/a/errors"]
+    assert errors_of(table) == (("E", 2),)
+
+
+async def test_a_job_watched_anew_under_the_same_key_is_refreshed_afresh() -> None:
+    """Unwatched and watched again: the new job's errors are listed without the old one's wait."""
+    p, client, table, clock = poller(REFRESH)
+    client.script = [job("running", 5), page({"E": 5})]
+    await p.poll(KEY)
+    table.remove(KEY)
+    table.add(KEY, SPEC.name)
+    clock.advance(INTERVAL)
+    client.script = [job("running", 1), page({"F": 1})]
+    await p.poll(KEY)
+    assert [s.path for s in client.sent].count("/jobs/a/errors") == 2
+    assert errors_of(table) == (("F", 1),)
+
+
+async def test_a_final_read_given_up_never_replaces_a_fuller_refresh() -> None:
+    """A listing that fails at its end keeps the counts of the last complete refresh."""
+    p, client, table, clock = poller(REFRESH)
+    table.retention = 30.0
+    client.script = [job("running", 3), page({"E": 3}), job("completed", 4)]
+    client.default = answer(500)
+    assert await p.poll(KEY) == INTERVAL
+    delay: float | None = INTERVAL
+    for _ in range(30):
+        assert delay is not None
+        clock.advance(delay)
+        delay = await p.poll(KEY)
+        if delay is None:
+            break
+    entry = table.get(KEY)
+    assert entry is not None
+    assert (entry.finished, entry.errors_by_code) == (True, (("E", 3),))
+    # Given up 30 s after the finish was seen, its series stay for the retention from then.
+    assert entry.expires_at == clock.time() + 30.0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import string
 
 import pytest
 
 from exporter import vendors as apis
+from exporter.model import Response
 from exporter.vendors import REGISTRY, ApiSpec, base, evocalize, fullstory, talkdesk
 
 SPECS = list(REGISTRY.values())
@@ -91,3 +93,10 @@ def test_ok_statuses_include_200(spec: ApiSpec) -> None:
 def test_vendors() -> None:
     """The three vendors of the seeds are covered."""
     assert {spec.vendor for spec in SPECS} == {"evocalize", "fullstory", "talkdesk"}
+
+
+def test_a_vendors_error_text_is_one_bounded_line() -> None:
+    """A control character in a vendor's error body never splits the log line; it is bounded."""
+    body = json.dumps({"code": "bad\ncode", "message": "x\r\n" + "y" * 500}).encode()
+    text = fullstory.SPEC.error_text(Response(400, {}, body))
+    assert text == "bad code: x  " + "y" * 197
