@@ -3,7 +3,8 @@
 This is the only place that turns HTTP outcomes into job state.  It knows the
 :class:`~exporter.vendors.base.ApiSpec` contract but no vendor by name, and tells
 the scheduler when the job wants polling again (``None``: finished, never).
-It talks HTTP only through each source's
+It talks HTTP only through :class:`~exporter.polling.asking.SourceRequests`
+(the gate and the source's manners) over each source's
 :class:`~exporter.polling.runtime.PollClient` (the pool's real clients, or a
 test's fake) and changes a job only through the table's methods.
 """
@@ -13,19 +14,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from typing import NoReturn, Protocol
-
-from yarl import URL
 
 from exporter.clock import Clock
 from exporter.jobs.entry import JobView
 from exporter.jobs.keys import JobKey
 from exporter.jobs.table import JobTable
-from exporter.model import Response, Snapshot, Status, VendorError
-from exporter.polling.auth import AUTH_REFUSED, AuthError, token_refused
+from exporter.model import Snapshot, Status, VendorError
+from exporter.polling.asking import PollStats, SourceRequests
 from exporter.polling.errors_read import MAX_ERROR_PAGES, ErrorsRead, read_errors
 from exporter.polling.errors_refresh import ErrorsRefresh
-from exporter.polling.gate import Backoff, parse_retry_after
+from exporter.polling.gate import Backoff
 from exporter.polling.outcomes import Deferred, PollFailed
 from exporter.polling.runtime import PollClient, Runtime
 
@@ -33,32 +31,11 @@ LOG = logging.getLogger(__name__)
 
 # A job created a moment ago may not be visible yet: only this many 404s in a row mean gone.
 NOT_FOUND_AFTER = 3
-# Credentials refused: ask again this rarely, so a wrong key does not hammer the vendor.
-AUTH_RETRY = 300.0
-RATE_LIMIT_CODES = frozenset({429, 503})
-# Jobs put back after a closed window return spread over at most this long.
-SPREAD_MAX = 30.0
 # Reads kept for jobs dropped mid-read are swept once there are more than this many.
 SWEEP_MIN = 64
 # Poll failures that are the source's manners, not the listing's: they do not wear a read out.
 WAITS = frozenset({"rate_limited", "unauthorized"})
 Src = Runtime[PollClient]
-
-
-class PollStats(Protocol):
-    """The exporter's own counters the poller feeds."""
-
-    def rate_limited(self, source: str) -> None:
-        """Count a 429/503 answer."""
-        ...
-
-    def rate_limit_wait(self, source: str, seconds: float) -> None:
-        """Count seconds a rate-limit answer added to the source's closed window."""
-        ...
-
-    def poll_failed(self, source: str, reason: str) -> None:
-        """Count a failed poll by reason."""
-        ...
 
 
 class Poller:
@@ -79,6 +56,7 @@ class Poller:
         self._clock = clock
         self._rng = rng
         self._stats = stats
+        self._ask = SourceRequests(clock=clock, stats=stats)
         self._job_backoff = Backoff(base=1.0, cap=900.0)
         self._reads: dict[JobKey, ErrorsRead] = {}
         self._sweep_at = SWEEP_MIN
@@ -182,14 +160,14 @@ class Poller:
     async def _read(self, src: Src, read: ErrorsRead) -> None:
         """Read the listing's pages into ``read``, each through the gate."""
         await read_errors(
-            src, read, self._get, now=self._clock.time, within=self._table.retention,
+            src, read, self._ask.get, now=self._clock.time, within=self._table.retention,
             max_pages=self._max_error_pages,
         )  # fmt: skip
 
     async def _job(self, entry: JobView, src: Src) -> Snapshot | None:
         """The job's snapshot from its job request; ``None`` if it was dropped meanwhile."""
         source, job_id = key = entry.key
-        resp = await self._get(src, src.client.url(src.client.source.path, job_id))
+        resp = await self._ask.get(src, src.client.url(src.client.source.path, job_id))
         if self._table.get(key) is not entry:  # dropped or replaced while we waited
             return None
         if resp.status == 404:
@@ -227,104 +205,3 @@ class Poller:
             table = self._table
             self._reads = {k: r for k, r in self._reads.items() if table.get(k) is r.entry}
             self._sweep_at = max(SWEEP_MIN, 2 * len(self._reads))
-
-    async def _get(self, src: Src, url: URL) -> Response:
-        """One request through the gate; anything but an answer to parse raises PollFailed."""
-        gate = src.gate
-        wait = gate.acquire(self._clock.monotonic())
-        if wait > 0:
-            # Not a failure of the job: the source asked us to wait, so we do.
-            raise Deferred(self._after(src, wait))
-        resp = await self._send(src, url)
-        # An OAuth2 token can expire early on the vendor's side: renew it once, right away,
-        # rather than treating a stale token like wrong credentials.
-        if resp.status == 401 and src.client.auth.invalidate():
-            # Another poll may have closed the gate while this one was in flight.
-            if wait := gate.closed_for(self._clock.monotonic()):
-                raise Deferred(self._after(src, wait))
-            resp = await self._send(src, url)
-        name = src.client.source.name
-        now = self._clock.monotonic()
-        if resp.status in RATE_LIMIT_CODES:
-            return self._rate_limited(src, resp, now)
-        if resp.status in AUTH_REFUSED:
-            raise self._refused(src, resp, now, "unauthorized", "")
-        if resp.status >= 500:
-            window = gate.failure(now)
-            LOG.warning("source %s: HTTP %d; backing off %.1fs", name, resp.status, window)
-            raise PollFailed("server_error", self._after(src, window))
-        if src.auth_failing:
-            LOG.info("source %s: credentials accepted again", name)
-            src.auth_failing = False
-        gate.success()
-        return resp
-
-    @staticmethod
-    def _after(src: Src, wait: float) -> float:
-        """When to come back: after ``wait``, spread so waiting jobs do not return at once."""
-        return src.gate.spread(wait, min(src.interval, SPREAD_MAX))
-
-    async def _send(self, src: Src, url: URL) -> Response:
-        try:
-            headers = await src.client.auth.headers()
-        except AuthError as exc:
-            raise self._auth_failed(src, exc) from None
-        resp = await src.client.get(url, headers)
-        if isinstance(resp, str):
-            window = src.gate.failure(self._clock.monotonic())
-            name = src.client.source.name
-            LOG.warning("source %s: request failed (%s); backing off %.1fs", name, resp, window)
-            raise PollFailed(resp, self._after(src, window))
-        return resp
-
-    def _auth_failed(self, src: Src, exc: AuthError) -> Exception:
-        """What a failure to get credentials (an OAuth2 token) does to the poll and source."""
-        now = self._clock.monotonic()
-        resp = exc.response
-        if exc.shared:
-            # The poll whose token request this was has counted it, logged it and closed the
-            # source if it should be: counting it again would double the metrics and backoff.
-            wait = src.gate.closed_for(now)
-            if wait:
-                return Deferred(self._after(src, wait))
-            return PollFailed(exc.reason, self._after(src, 0.0))
-        if resp is not None and resp.status in RATE_LIMIT_CODES:
-            self._rate_limited(src, resp, now)
-        if resp is not None and token_refused(resp):
-            return self._refused(src, resp, now, exc.reason, " by the OAuth2 token endpoint")
-        LOG.error("source %s: %s", src.client.source.name, exc)
-        window = src.gate.failure(now)
-        return PollFailed(exc.reason, self._after(src, window))
-
-    def _refused(self, src: Src, resp: Response, now: float, reason: str, where: str) -> PollFailed:
-        """Credentials refused: one error line, then the source is asked again only rarely."""
-        gate = src.gate
-        gate.hold(now, max(AUTH_RETRY, src.interval))
-        if not src.auth_failing:
-            detail = src.spec.error_text(resp) or ""
-            LOG.error(
-                "source %s: credentials refused%s (HTTP %d) %s",
-                src.client.source.name,
-                where,
-                resp.status,
-                detail,
-            )
-        src.auth_failing = True
-        return PollFailed(reason, gate.spread(gate.closed_for(now), src.interval))
-
-    def _rate_limited(self, src: Src, resp: Response, now: float) -> NoReturn:
-        name = src.client.source.name
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.time())
-        if resp.status == 503 and retry_after is None:
-            window = src.gate.failure(now)
-            LOG.warning("source %s: HTTP 503; backing off %.1fs", name, window)
-            raise PollFailed("server_error", self._after(src, window))
-        self._stats.rate_limited(name)
-        closed_before = src.gate.closed_for(now)
-        window = src.gate.retry_after(now, retry_after)
-        # Only what this answer adds: concurrent 429s share one window, counted once.
-        self._stats.rate_limit_wait(name, src.gate.closed_for(now) - closed_before)
-        LOG.warning(
-            "source %s: rate limited (HTTP %d); no requests for %.1fs", name, resp.status, window
-        )
-        raise PollFailed("rate_limited", self._after(src, window))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.polling.poller import AUTH_RETRY
+from exporter.polling.asking import AUTH_RETRY
 from exporter.simulator import Fault
 from exporter.simulator.vendors.fullstory import FullstoryCredentials
 from exporter.simulator.vendors.talkdesk import TOKEN_TARGET, TalkdeskCredentials

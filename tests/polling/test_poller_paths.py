@@ -25,10 +25,11 @@ from exporter.clock import FakeClock
 from exporter.config import SourceConfig
 from exporter.jobs.table import JobTable
 from exporter.model import ErrorsPage, Response, Snapshot, Status, VendorError
+from exporter.polling.asking import AUTH_RETRY
 from exporter.polling.auth import AuthError
 from exporter.polling.errors_read import MAX_ERROR_PAGES
 from exporter.polling.gate import Backoff, SourceGate
-from exporter.polling.poller import AUTH_RETRY, Poller
+from exporter.polling.poller import Poller
 from exporter.polling.runtime import Runtime
 from exporter.vendors.base import ApiSpec
 

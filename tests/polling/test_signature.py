@@ -23,9 +23,9 @@ from yarl import URL
 from exporter.clock import FakeClock
 from exporter.config import Config, ConfigError, RequestSignature, Secret, SourceConfig
 from exporter.model import Response
+from exporter.polling.asking import AUTH_RETRY
 from exporter.polling.auth import AuthError
 from exporter.polling.client import SourceClient
-from exporter.polling.poller import AUTH_RETRY
 from exporter.polling.pool import SourcePool
 from exporter.simulator import SimCredentials
 from exporter.simulator.vendors.evocalize import EvocalizeCredentials
