@@ -204,9 +204,8 @@ class _Reloads:
 
 
 async def _start_demo(stack: contextlib.AsyncExitStack) -> Config:
-    # The simulator (and its demo) loads only for --demo.
-    from exporter.simulator import Simulator  # noqa: PLC0415
-    from exporter.simulator.demo import demo_config, demo_jobs  # noqa: PLC0415
+    from exporter.simulator import Simulator  # noqa: PLC0415 - loads only for --demo
+    from exporter.simulator.demo import demo_config, demo_jobs  # noqa: PLC0415 - as above
 
     sim = await stack.enter_async_context(Simulator())
     demo_jobs(sim)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 
@@ -28,8 +30,6 @@ async def settle(rounds: int = 20) -> None:
 @pytest.fixture(scope="session")
 def promtool() -> str:
     """Path to promtool (Debian's prometheus package; `make test` installs it)."""
-    import shutil  # noqa: PLC0415
-
     path = shutil.which("promtool")
     if path is None:
         pytest.fail("promtool not found: run `make test`, which installs Debian's prometheus")
@@ -38,8 +38,6 @@ def promtool() -> str:
 
 def promtool_lint(promtool: str, exposition: bytes) -> str:
     """What `promtool check metrics` says of an exposition (empty when clean)."""
-    import subprocess  # noqa: PLC0415
-
     done = subprocess.run(  # noqa: S603 - fixed binary, our own input
         [promtool, "check", "metrics"],
         input=exposition,

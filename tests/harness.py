@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter, Listen
 from exporter.clock import FakeClock
@@ -106,8 +107,6 @@ class Harness:
 
     def samples(self) -> dict[Sample, float]:
         """The exporter's current page, parsed."""
-        from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
-
         assert self.exporter is not None
         text = self.exporter.render().decode()
         return {

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
 
+from exporter.app import Exporter, Listen
 from exporter.clock import FakeClock
-from exporter.simulator import VENDORS
+from exporter.config import parse_config
+from exporter.simulator import VENDORS, SimCredentials
+from exporter.simulator.vendors.talkdesk import TalkdeskCredentials
+from exporter.vendors import REGISTRY
 from tests.harness import EVO, FS, TD, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -139,9 +145,6 @@ async def test_a_job_that_appears_late_is_not_declared_missing(make_harness: Mak
 
 async def test_oauth2_token_is_reused_and_renewed_when_refused(make_harness: MakeHarness) -> None:
     """One token serves many polls; when the vendor drops it, a new one is fetched at once."""
-    from exporter.simulator import SimCredentials  # noqa: PLC0415
-    from exporter.simulator.vendors.talkdesk import TalkdeskCredentials  # noqa: PLC0415
-
     h = await make_harness(credentials=SimCredentials(TalkdeskCredentials(token_ttl=100_000)))
     for i in range(3):
         h.sim.add_job(TD, f"t{i}", total=1000, rate=1)
@@ -167,13 +170,6 @@ async def test_health_reports_a_stuck_scheduler_loop(make_harness: MakeHarness) 
 
 async def test_a_failed_start_undoes_what_it_started(make_harness: MakeHarness) -> None:
     """A port in use fails start(); sessions and tasks are closed, nothing leaks."""
-    import random  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-
-    from exporter.app import Exporter, Listen  # noqa: PLC0415
-    from exporter.config import parse_config  # noqa: PLC0415
-    from exporter.vendors import REGISTRY  # noqa: PLC0415
-
     h = await make_harness()
     config = parse_config("sources:\n" + source_yaml(h.sim, FS, "fs", ["a"]), "t.yaml", REGISTRY)
     with socket.socket() as busy:
@@ -210,12 +206,6 @@ async def test_a_dying_background_task_is_logged_and_fatal(
     make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A background task that dies reaches one handler: a critical line and the fatal flag."""
-    import random  # noqa: PLC0415
-
-    from exporter.app import Exporter, Listen  # noqa: PLC0415
-    from exporter.config import parse_config  # noqa: PLC0415
-    from exporter.vendors import REGISTRY  # noqa: PLC0415
-
     h = await make_harness()
     config = parse_config("sources:\n" + source_yaml(h.sim, FS, "fs", []), "t.yaml", REGISTRY)
     exporter = Exporter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import socket
@@ -49,8 +50,6 @@ def test_parse_listen(value: str, expected: Listen) -> None:
 @pytest.mark.parametrize("value", ["9100", "host:", "host:99999", "host:port"])
 def test_parse_listen_rejects_nonsense(value: str) -> None:
     """A listen address without a valid port is refused."""
-    import argparse  # noqa: PLC0415
-
     with pytest.raises(argparse.ArgumentTypeError):
         parse_listen(value)
 

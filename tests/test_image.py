@@ -220,11 +220,11 @@ def read_only_root(container: str, mount_points: tuple[str, ...] = ()) -> Iterat
                 continue
             mounted.append(path)
             for args in (["--bind", path, path], ["-o", "remount,bind,ro", path, path]):
-                subprocess.run(["mount", *map(str, args)], check=True, timeout=30)  # noqa: S603, S607
+                subprocess.run(["mount", *map(str, args)], check=True, timeout=30)  # noqa: S603, S607 - mount, fixed args
         yield
     finally:
         for path in reversed(mounted):
-            subprocess.run(["umount", str(path)], check=False, timeout=30)  # noqa: S603, S607
+            subprocess.run(["umount", str(path)], check=False, timeout=30)  # noqa: S603, S607 - umount, fixed args
 
 
 @contextlib.contextmanager

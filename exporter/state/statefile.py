@@ -93,7 +93,7 @@ class StateFile:
             # Checked read-only first: a read-write open may fold the -wal into a bad file.
             try:
                 if not self._access(self.path, os.R_OK | os.W_OK):
-                    raise _Unusable("not readable and writable by this user")  # noqa: TRY301
+                    raise _Unusable("not readable and writable by this user")  # noqa: TRY301 - one handler for both checks
                 self._connect(self._uri + "?mode=ro", _healthy).close()
             except _Unusable as why:
                 aside = self._set_aside()

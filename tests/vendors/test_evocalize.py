@@ -58,7 +58,7 @@ ERRORS_EXAMPLE = """
   "nextPageToken": "test_next_page_token",
   "previousPageToken": "test_previous_page_token"
 }
-"""  # noqa: E501
+"""  # noqa: E501 - the seed document verbatim
 SEED_NEXT_PAGE = "test_next_page_token"
 
 COUNT_FIELDS = ("totalItems", "remainingItems", "completedItems", "successfulItems", "errorItems")
