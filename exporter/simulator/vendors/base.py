@@ -8,10 +8,13 @@ its jobs; :mod:`exporter.simulator.vendors` lists them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -179,3 +182,22 @@ def live_job(sim: SimState, api: str, job_id: str) -> SimJob | None:
 def api_url(sim: SimState, prefix: str) -> str:
     """Return the base URL of the API at ``prefix`` on the running simulator."""
     return f"{sim.url}{prefix}/"
+
+
+def page_token(kind: str, offset: int) -> str:
+    """Encode a listing offset as an opaque token tagged ``kind`` (each vendor its own)."""
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode()).decode()
+
+
+def page_offset(request: web.Request, param: str, kind: str) -> int | None:
+    """The offset the request's ``param`` token names: 0 without one, ``None`` if not ours."""
+    query = parse_qs(request.raw_path.partition("?")[2], keep_blank_values=True)
+    token = (query.get(param) or [""])[0]
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    prefix, _, number = text.partition(":")
+    return int(number) if prefix == kind and number.isdigit() else None

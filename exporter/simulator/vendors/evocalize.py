@@ -11,13 +11,10 @@ The secrets are :class:`EvocalizeCredentials`; a job takes no options.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import random
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -33,7 +30,11 @@ from exporter.simulator.vendors.base import (
     SimVendor,
     api_url,
     live_job,
+    page_offset,
     same,
+)
+from exporter.simulator.vendors.base import (
+    page_token as base_page_token,
 )
 
 API = "evocalize_batch_report"
@@ -222,19 +223,7 @@ def error_items(job: SimJob, now: float, start: int, stop: int) -> list[dict[str
 
 def page_token(offset: int) -> str:
     """Encode an errors page offset as an opaque token."""
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _read_token(token: str) -> int | None:
-    """Decode a token from :func:`page_token`, or ``None`` if it is not one."""
-    try:
-        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        return None
-    prefix, _, number = text.partition(":")
-    if prefix != "offset" or not number.isdigit():
-        return None
-    return int(number)
+    return base_page_token("offset", offset)
 
 
 def _find(sim: SimState, request: web.Request, params: Params) -> SimJob | web.Response:
@@ -261,14 +250,9 @@ async def errors_handler(sim: SimState, request: web.Request, params: Params) ->
     job = _find(sim, request, params)
     if not isinstance(job, SimJob):
         return job
-    query = parse_qs(request.raw_path.partition("?")[2], keep_blank_values=True)
-    token = (query.get("pageToken") or [""])[0]
-    offset = 0
-    if token:
-        decoded = _read_token(token)
-        if decoded is None:
-            return vendor_error(400, "EV_BAD_REQUEST_MALFORMED")
-        offset = decoded
+    offset = page_offset(request, "pageToken", "offset")
+    if offset is None:
+        return vendor_error(400, "EV_BAD_REQUEST_MALFORMED")
     now, size = sim.clock(), sim.errors_page_size
     body: dict[str, object] = {"data": error_items(job, now, offset, offset + size)}
     if offset + size < job.errors(now):

@@ -17,13 +17,11 @@ simulator's job model knows no vendor's encodings.  The secret is
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
-from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -39,8 +37,12 @@ from exporter.simulator.vendors.base import (
     SimVendor,
     api_url,
     live_job,
+    page_offset,
     same,
     split_auth,
+)
+from exporter.simulator.vendors.base import (
+    page_token as base_page_token,
 )
 
 API = "batch_import_job"
@@ -140,17 +142,7 @@ def batch_job(job: SimJob, now: float, base_url: str) -> Answer:
 
 def page_token(offset: int) -> str:
     """Encode a listing offset as an opaque token."""
-    return base64.urlsafe_b64encode(f"fs:{offset}".encode()).decode()
-
-
-def _read_token(token: str) -> int | None:
-    """Decode a token from :func:`page_token`, or ``None`` if it is not one."""
-    try:
-        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        return None
-    prefix, _, number = text.partition(":")
-    return int(number) if prefix == "fs" and number.isdigit() else None
+    return base_page_token("fs", offset)
 
 
 def failures(job: SimJob, now: float, start: int, stop: int) -> list[dict[str, object]]:
@@ -213,14 +205,9 @@ async def errors_handler(sim: SimState, request: web.Request, params: Params) ->
     job = _find(sim, request, params)
     if not isinstance(job, SimJob):
         return job
-    query = parse_qs(request.raw_path.partition("?")[2], keep_blank_values=True)
-    token = (query.get(TOKEN_PARAM) or [""])[0]
-    offset = 0
-    if token:
-        decoded = _read_token(token)
-        if decoded is None:
-            return error_response(400, "invalid_argument", "Invalid page token")
-        offset = decoded
+    offset = page_offset(request, TOKEN_PARAM, "fs")
+    if offset is None:
+        return error_response(400, "invalid_argument", "Invalid page token")
     return errors_page(job, sim.clock(), offset, sim.errors_page_size).response()
 
 
