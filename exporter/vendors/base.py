@@ -118,6 +118,22 @@ def printable(value: object) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
+UNKNOWN_CODE = "unknown"  # the code of an item error the vendor gave none
+MAX_CODE = 100  # an error code longer than this is cut: it becomes a label value
+
+
+def count_codes(items: list[object], list_key: str, code_key: str) -> tuple[tuple[str, int], ...]:
+    """An errors page's items (``body[list_key]``) counted by ``code_key``, sorted."""
+    counts: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise shape_error(list_key, f"[{index}]", "an object", item)
+        code = read_optional_str(item, code_key, f"{list_key}[{index}]")
+        key = bounded(code, MAX_CODE) if code else UNKNOWN_CODE
+        counts[key] = counts.get(key, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
 # -- typed field readers ------------------------------------------------------
 #
 # Each reader takes the parent object, the key and the parent's path (``"data"``,

@@ -16,7 +16,7 @@ import hashlib
 from exporter.model import ErrorsPage, Response, Snapshot, Status
 from exporter.vendors.base import (
     ApiSpec,
-    bounded,
+    count_codes,
     error_detail,
     load_json_object,
     printable,
@@ -25,11 +25,8 @@ from exporter.vendors.base import (
     read_list,
     read_object,
     read_optional_str,
-    shape_error,
 )
 
-UNKNOWN_CODE = "unknown"
-MAX_CODE = 100
 KEY_HEADER = "X-Evocalize-Client-Key"
 KEY_ID_HEADER = "X-Evocalize-Client-Key-Id"
 TIMESTAMP_HEADER = "X-Evocalize-Timestamp"
@@ -61,15 +58,8 @@ def parse_errors_page(response: Response) -> ErrorsPage:
     """Count one page of item errors by ``restErrorCode`` (missing or empty: ``unknown``)."""
     body = load_json_object(response)
     items = read_list(body, "data")
-    counts: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise shape_error("data", f"[{index}]", "an object", item)
-        code = read_optional_str(item, "restErrorCode", f"data[{index}]")
-        key = bounded(code, MAX_CODE) if code else UNKNOWN_CODE
-        counts[key] = counts.get(key, 0) + 1
     token = read_optional_str(body, "nextPageToken")
-    return ErrorsPage(counts=tuple(sorted(counts.items())), next_token=token or None)
+    return ErrorsPage(counts=count_codes(items, "data", "restErrorCode"), next_token=token or None)
 
 
 def string_to_sign(path: str, timestamp: int, secret: str, body: bytes | None = None) -> bytes:

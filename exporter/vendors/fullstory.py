@@ -16,6 +16,7 @@ from exporter.model import ErrorsPage, Response, Snapshot, Status
 from exporter.vendors.base import (
     ApiSpec,
     bounded,
+    count_codes,
     load_json_object,
     map_status,
     read_lenient_count,
@@ -24,12 +25,9 @@ from exporter.vendors.base import (
     read_optional_str,
     read_optional_timestamp,
     read_str,
-    shape_error,
 )
 
 MAX_VENDOR_STATUS = 100
-UNKNOWN_CODE = "unknown"
-MAX_CODE = 100
 
 STATUSES = {
     "PROCESSING": Status.RUNNING,
@@ -72,16 +70,9 @@ def parse_errors_page(response: Response) -> ErrorsPage:
     """
     body = load_json_object(response)
     items = read_list(body, "results") if body.get("results") is not None else []
-    counts: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise shape_error("results", f"[{index}]", "an object", item)
-        code = read_optional_str(item, "code", f"results[{index}]")
-        key = bounded(code, MAX_CODE) if code else UNKNOWN_CODE
-        counts[key] = counts.get(key, 0) + 1
     token = read_optional_str(body, "next_page_token")
     return ErrorsPage(
-        counts=tuple(sorted(counts.items())),
+        counts=count_codes(items, "results", "code"),
         next_token=token or None,
         total=read_lenient_count(body, "total_records"),
     )
