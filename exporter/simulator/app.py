@@ -6,6 +6,13 @@ module each.  Every request goes through one catch-all handler that splits
 ``request.path`` (and its router) decodes ``%2F`` first, which would turn the
 single ID ``a%2F..%2Fb`` into three segments.  A raw path with extra
 segments, empty segments or bare ``.``/``..`` segments is a 404.
+
+Like a vendor, it can hold each account to a request budget (off unless
+given a :class:`~exporter.simulator.ratelimit.RateLimiter`, or set with
+``PUT /_sim/rate_limit``): each API's module names the account a request's
+credentials belong to (:data:`~exporter.simulator.vendors.ACCOUNTS`), and a
+request beyond its account's budget is a 429 with ``Retry-After``, in the
+vendor's error shape, before any fault and without touching any job.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ from aiohttp import web
 
 from exporter.simulator import control
 from exporter.simulator.credentials import SimCredentials
+from exporter.simulator.ratelimit import RateLimiter, retry_after
 from exporter.simulator.responses import error_response, fault_response, plain_error
 from exporter.simulator.state import RecordedRequest, SimState
 from exporter.simulator.vendors import (
+    ACCOUNTS,
     APIS,
     ERROR_BODIES,
     FAULT_TARGETS,
@@ -59,6 +68,7 @@ class Simulator(SimState):
         clock: Callable[[], float] = time.time,
         credentials: SimCredentials | None = None,
         errors_page_size: int = 2,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(
             clock=clock,
@@ -68,6 +78,7 @@ class Simulator(SimState):
             fault_targets=FAULT_TARGETS,
             spared_targets=SPARED_TARGETS,
             job_options=JOB_OPTIONS,
+            rate_limiter=rate_limiter,
         )
         self._runner: web.AppRunner | None = None
 
@@ -172,12 +183,17 @@ class Simulator(SimState):
         allowed: list[str],
         api: str | None,
     ) -> web.StreamResponse:
-        """Answer a vendor request, applying any fault in force for its API."""
+        """Answer a vendor request, applying the rate limit, then any fault for its API."""
         body = ERROR_BODIES.get(api or "", plain_error)
         if route is None:
             if allowed:
                 return error_response(405, body=body, headers={"Allow": ", ".join(allowed)})
             return error_response(404, body=body)
+        account_of = ACCOUNTS.get(route.target)  # a token endpoint has no budget here
+        wait = None if account_of is None else self.admit(route.target, account_of(self, request))
+        if wait is not None:
+            # Refused at the door: no fault's count is used up, no handler runs.
+            return error_response(429, body=body, headers={"Retry-After": retry_after(wait)})
         fault = self.take_fault(route.target)
         if fault is None:
             return await route.handler(self, request, params)

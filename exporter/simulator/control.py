@@ -3,8 +3,13 @@
 ``POST /_sim/jobs`` adds a job, ``POST /_sim/jobs/{api}/{id}/finish`` ends one,
 ``DELETE /_sim/jobs/{api}/{id}`` removes one, ``PUT /_sim/faults/{api}`` sets
 a fault, ``DELETE /_sim/faults`` clears them and ``GET /_sim/requests`` lists
-the recorded vendor requests (control requests are not recorded).  Bad input
-is a 400 with ``{"error": ...}``.
+the recorded vendor requests (control requests are not recorded).
+``PUT /_sim/rate_limit`` with ``{"rate": 5, "burst": 10}`` holds each account
+to 5 requests per second, 10 at once (a 429 with ``Retry-After`` beyond
+that; the counts start afresh), ``GET /_sim/rate_limit`` answers the limit
+and how many requests it ``admitted`` and ``rejected`` (all ``null`` while
+there is none) and ``DELETE /_sim/rate_limit`` lifts it.  Bad input is a 400
+with ``{"error": ...}``.
 
 A job's JSON has ``api`` and ``id``, any of :data:`JOB_KEYS` (the settings
 every job has), and any of the job options its API's vendor module declares
@@ -26,9 +31,12 @@ from exporter.simulator.faults import Fault
 from exporter.simulator.jobs import SimJob
 from exporter.simulator.state import SimState
 
-JOB_KEYS = frozenset({"total", "rate", "error_every", "outcome", "start_delay"})
+JOB_KEYS = frozenset(
+    {"total", "rate", "error_every", "outcome", "start_delay", "rate_changes", "stalls"}
+)
 """The settings every job has; the other keys of a job's JSON are its vendor's options."""
 FAULT_KEYS = frozenset({"kind", "retry_after", "count", "delay", "size", "every"})
+LIMIT_KEYS = frozenset({"rate", "burst"})
 
 
 class BadInput(Exception):
@@ -65,6 +73,10 @@ def job_json(job: SimJob) -> dict[str, object]:
     """Describe a job as JSON (its settings and its vendor's options, not its progress)."""
     fields = ("api", "id", "created", "total", "rate", "error_every", "outcome")
     described: dict[str, object] = {key: getattr(job, key) for key in fields}
+    # Only a noisy job says how: a straight one is described as before there was noise.
+    described.update(
+        {key: getattr(job, key) for key in ("rate_changes", "stalls") if getattr(job, key)}
+    )
     described.update(job.options)
     described.update(forced_outcome=job.forced_outcome, forced_at=job.forced_at)
     return described
@@ -120,6 +132,35 @@ async def _clear_faults(sim: SimState) -> web.Response:
     return web.Response(status=204)
 
 
+def limit_json(sim: SimState) -> dict[str, object]:
+    """Describe the rate limit in force and its counts (every value ``None`` if there is none)."""
+    limiter = sim.rate_limiter
+    if limiter is None:
+        return dict.fromkeys(("rate", "burst", "admitted", "rejected"))
+    return {
+        "rate": limiter.rate,
+        "burst": limiter.burst,
+        "admitted": limiter.admitted,
+        "rejected": limiter.rejected,
+    }
+
+
+async def _set_rate_limit(sim: SimState, request: web.Request) -> web.Response:
+    """``PUT /_sim/rate_limit``."""
+    body = await _read_object(request)
+    _only(body, LIMIT_KEYS)
+    if set(body) != LIMIT_KEYS:
+        raise BadInput("rate and burst are required")
+    sim.set_rate_limit(body["rate"], body["burst"])
+    return web.json_response(limit_json(sim))
+
+
+async def _clear_rate_limit(sim: SimState) -> web.Response:
+    """``DELETE /_sim/rate_limit``."""
+    sim.clear_rate_limit()
+    return web.Response(status=204)
+
+
 async def _list_requests(sim: SimState) -> web.Response:
     """``GET /_sim/requests``."""
     return web.json_response([asdict(record) for record in sim.requests])
@@ -141,9 +182,15 @@ async def _route(sim: SimState, request: web.Request, path: list[str]) -> web.St
             answer = _clear_faults(sim)
         case "GET", ["requests"]:
             answer = _list_requests(sim)
+        case "PUT", ["rate_limit"]:
+            answer = _set_rate_limit(sim, request)
+        case "GET", ["rate_limit"]:
+            return web.json_response(limit_json(sim))
+        case "DELETE", ["rate_limit"]:
+            answer = _clear_rate_limit(sim)
         case _, (["jobs"] | ["jobs", _, _] | ["jobs", _, _, "finish"]):
             return _error(405, f"method {request.method} not allowed here")
-        case _, (["faults"] | ["faults", _] | ["requests"]):
+        case _, (["faults"] | ["faults", _] | ["requests"] | ["rate_limit"]):
             return _error(405, f"method {request.method} not allowed here")
         case _:
             return _error(404, "no such control endpoint")

@@ -1,7 +1,9 @@
 """The simulated job model: pure functions of the time passed in.
 
 A :class:`SimJob` processes ``rate`` items per second from ``created`` until
-``total`` items are done, then ends in its ``outcome``.  Every
+``total`` items are done, then ends in its ``outcome``; its optional
+``rate_changes`` and ``stalls`` bend that straight line
+(:mod:`exporter.simulator.noise`).  Every
 ``error_every``-th processed item fails, with the code :func:`item_error_code`
 picks among its vendor's codes.  :meth:`SimJob.finish` forces the end at once.
 Nothing here reads a clock except :meth:`SimJob.finish` when it is not told the
@@ -18,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Self
+
+from exporter.simulator.noise import Pairs, Schedule, check_pairs
 
 OUTCOMES = ("completed", "failed", "canceled", "deleted")
 EPSILON = 1e-6
@@ -113,8 +117,12 @@ class SimJob:
     """One simulated job; its state at time ``now`` comes from the methods below.
 
     ``created`` is when processing starts (the clock at add time plus any start
-    delay); before it the job reports no progress.  ``outcome`` is the final
-    state once every item is processed.  ``api`` is checked by the simulator
+    delay); before it the job reports no progress.  ``rate`` is its speed in
+    items per second, changed from ``created`` plus each offset of
+    ``rate_changes`` to the rate paired with it, and zero during each
+    ``(offset, length)`` of ``stalls`` (both empty: a straight line; see
+    :mod:`exporter.simulator.noise`).  ``outcome`` is the final state once
+    every item is processed.  ``api`` is checked by the simulator
     that adds the job (only it knows which APIs it serves), and so are
     ``options``, which only the job's vendor reads (by its :class:`JobOptions`).
     """
@@ -127,9 +135,14 @@ class SimJob:
     error_every: int = 0
     outcome: str = "completed"
     options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    rate_changes: Pairs = ()
+    stalls: Pairs = ()
     forced_outcome: str | None = None
     forced_at: float | None = None
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    schedule: Schedule = field(init=False, repr=False, compare=False)
+    # Seconds from ``created`` to the last item (None: never): the polls ask it over and over.
+    _lasts: float | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_text("api", self.api)
@@ -145,6 +158,10 @@ class SimJob:
         self.options = MappingProxyType(dict(self.options))
         if not isinstance(self.created, int | float) or not math.isfinite(self.created):
             raise ValueError(f"created must be a finite number, got {self.created!r}")
+        self.rate_changes = check_pairs("rate_changes", self.rate_changes)
+        self.stalls = check_pairs("stalls", self.stalls, spans=True)
+        self.schedule = Schedule.build(self.rate, self.rate_changes, self.stalls)
+        self._lasts = 0.0 if self.total == 0 else self.schedule.reaches(self.total)
 
     def finish(self, outcome: str | None = None, *, at: float | None = None) -> None:
         """End the job now (or ``at``) with ``outcome`` (default: its planned one)."""
@@ -159,11 +176,11 @@ class SimJob:
     @property
     def natural_end(self) -> float | None:
         """Return when the last item is processed if nothing forces the end; ``None``: never."""
-        if self.total == 0:
-            return self.created
-        if self.rate <= 0:
-            return None
-        return self.created + self.total / self.rate
+        return None if self._lasts is None else self.created + self._lasts
+
+    def finishes_at(self) -> float | None:
+        """Return when the job ends (forced or not); ``None``: it never does on its own."""
+        return self.forced_at if self.forced_at is not None else self.natural_end
 
     def processed(self, now: float) -> int:
         """Return how many items are processed (successfully or not) at ``now``."""
@@ -174,7 +191,7 @@ class SimJob:
         end = self.natural_end
         if end is not None and now >= end:
             return self.total
-        return min(self.total, math.floor(self.rate * (now - self.created) + EPSILON))
+        return min(self.total, math.floor(self.schedule.items(now - self.created) + EPSILON))
 
     def errors(self, now: float) -> int:
         """Return how many processed items failed at ``now``."""

@@ -1,4 +1,4 @@
-"""What a running simulator knows: its jobs, faults, tokens and request log.
+"""What a running simulator knows: its jobs, faults, request budget, tokens and request log.
 
 :class:`SimState` is what the vendor handlers and the control endpoints work
 on; :class:`exporter.simulator.app.Simulator` adds the HTTP server and tells
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from exporter.simulator.credentials import SimCredentials
 from exporter.simulator.faults import Fault, FaultTable
 from exporter.simulator.jobs import JobOptions, SimJob
+from exporter.simulator.noise import Pairs
+from exporter.simulator.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class SimState:
     ``token_requests`` counts the grants.  ``errors_page_size`` is how many item
     errors one page of an errors endpoint holds.  ``job_options`` gives, by API,
     the :class:`JobOptions` its jobs take (an API not in it: none).
+    ``rate_limiter``, if given, is each account's request budget (see
+    :meth:`admit`); without one, every request is served.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class SimState:
         fault_targets: Collection[str],
         spared_targets: Collection[str] = (),
         job_options: Mapping[str, type[JobOptions]] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if errors_page_size < 1:
             raise ValueError("errors_page_size must be at least 1")
@@ -60,6 +65,7 @@ class SimState:
         self.tokens: dict[str, float] = {}
         self._jobs: dict[tuple[str, str], SimJob] = {}
         self._faults = FaultTable(fault_targets, spared_targets)
+        self._limiter = rate_limiter
         self._url: str | None = None
 
     @property
@@ -81,12 +87,15 @@ class SimState:
         error_every: int = 0,
         outcome: str = "completed",
         start_delay: float = 0.0,
+        rate_changes: Pairs = (),
+        stalls: Pairs = (),
         **options: object,
     ) -> SimJob:
         """Add (or replace) a job that starts ``start_delay`` seconds from now by the clock.
 
-        ``options`` are the ones the API's vendor declares; its :class:`JobOptions`
-        refuses others and fills in the defaults.
+        ``rate_changes`` and ``stalls`` are :class:`SimJob`'s (offsets from its
+        start).  ``options`` are the ones the API's vendor declares; its
+        :class:`JobOptions` refuses others and fills in the defaults.
         """
         if not isinstance(start_delay, int | float) or isinstance(start_delay, bool):
             raise TypeError(f"start_delay must be a number, got {start_delay!r}")
@@ -102,6 +111,8 @@ class SimState:
             error_every=error_every,
             outcome=outcome,
             options=checked,
+            rate_changes=rate_changes,
+            stalls=stalls,
             clock=self.clock,
         )
         self._jobs[api, job_id] = job
@@ -136,3 +147,33 @@ class SimState:
     def take_fault(self, target: str) -> Fault | None:
         """Return the fault the next request to ``target`` gets, if any (using up its count)."""
         return self._faults.take(target)
+
+    # -- the request budget ------------------------------------------------------
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """Return the per-account request budget in force, or ``None`` (off)."""
+        return self._limiter
+
+    def set_rate_limit(self, rate: float, burst: int) -> RateLimiter:
+        """Limit each account to ``rate`` requests per second, ``burst`` at once.
+
+        It replaces any limit in force: every bucket starts full and the counts at 0.
+        """
+        self._limiter = RateLimiter(rate=rate, burst=burst)
+        return self._limiter
+
+    def clear_rate_limit(self) -> None:
+        """Serve every request again, however many."""
+        self._limiter = None
+
+    def admit(self, target: str, account: str | None) -> float | None:
+        """``None``: serve a request of ``account`` to ``target``; else its ``Retry-After`` (s).
+
+        Requests that name no account, or any request while no limit is in
+        force, are served (and not counted).  Each target's accounts have
+        budgets of their own.
+        """
+        if self._limiter is None or account is None:
+            return None
+        return self._limiter.admit(f"{target} {account}", self.clock())

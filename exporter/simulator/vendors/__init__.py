@@ -20,9 +20,10 @@ from exporter.simulator.faults import ALL_TARGET
 from exporter.simulator.jobs import JobOptions
 from exporter.simulator.responses import ErrorBody
 from exporter.simulator.vendors import evocalize, fullstory, talkdesk
-from exporter.simulator.vendors.base import Answer, DemoJob, Route, SimVendor
+from exporter.simulator.vendors.base import AccountOf, Answer, DemoJob, Route, SimVendor
 
 __all__ = [
+    "ACCOUNTS",
     "APIS",
     "ERROR_BODIES",
     "FAULT_TARGETS",
@@ -31,6 +32,7 @@ __all__ = [
     "ROUTES",
     "SPARED_TARGETS",
     "VENDORS",
+    "AccountOf",
     "Answer",
     "DemoJob",
     "Route",
@@ -56,6 +58,8 @@ FAULT_TARGETS = (*APIS, *SPARED_TARGETS, ALL_TARGET)
 ERROR_BODIES: Mapping[str, ErrorBody] = MappingProxyType(
     {target: v.error_body for v in _VENDORS for target in v.targets}
 )
+ACCOUNTS: Mapping[str, AccountOf] = MappingProxyType({v.api: v.account for v in _VENDORS})
+"""How each API names the account a request is counted against (its other targets: none)."""
 JOB_OPTIONS: Mapping[str, type[JobOptions]] = MappingProxyType(
     {v.api: v.job_options for v in _VENDORS}
 )

@@ -94,6 +94,14 @@ JobAnswer = Callable[[SimJob, float, str], Answer]
 """The answer for a job at a time, given the API's base URL (links in bodies use it)."""
 SourceSnippet = Callable[[str, SimCredentials], dict[str, object]]
 """A source's config keys besides name, api, base_url and jobs, for a base URL and secrets."""
+AccountOf = Callable[[SimState, web.Request], str | None]
+"""The account a request's credentials name (valid or not), whose budget it uses; ``None``: none."""
+
+
+def no_account(sim: SimState, request: web.Request) -> str | None:
+    """Name no account: the API's requests are never rate limited."""
+    del sim, request
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,8 @@ class SimVendor:
     carry (:meth:`error_code`).  ``reports_deleted`` says it still answers for
     a finished ``deleted`` job (the others answer 404).  ``bench_weight`` is its
     share of the benchmark's jobs (0: none) and ``new_id`` shapes their IDs.
+    ``account`` names the account a request to the API is counted against
+    when the simulator has a rate limit (its other endpoints are not limited).
     """
 
     api: str
@@ -130,6 +140,7 @@ class SimVendor:
     reports_deleted: bool = False
     bench_weight: float = 0.0
     new_id: Callable[[random.Random], str] = hex_id
+    account: AccountOf = no_account
 
     def __post_init__(self) -> None:
         if self.credentials is not None and self.credentials.api != self.api:

@@ -175,6 +175,12 @@ def _check_signature(request: web.Request, secret: str, now: float) -> str | Non
     return None if same(given, want) else "EV_UNAUTHORIZED_INVALID_SIGNATURE"
 
 
+def account(sim: SimState, request: web.Request) -> str | None:
+    """Return the key ID a request carries: either way in names the account with it."""
+    del sim
+    return request.headers.get(KEY_ID_HEADER)
+
+
 def vendor_error(status: int, code: str) -> web.Response:
     """Answer ``status`` with one of the vendor's codes and its meaning, in the envelope."""
     if code == AHEAD:
@@ -272,6 +278,7 @@ VENDOR = SimVendor(
     answer=report,
     source=source,
     credentials=EvocalizeCredentials,
+    account=account,
     error_codes=ERROR_CODES,
     bench_weight=0.4,
     new_id=new_id,

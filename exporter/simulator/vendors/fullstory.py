@@ -181,6 +181,12 @@ def errors_page(job: SimJob, now: float, offset: int, size: int) -> Answer:
     return Answer(200, body)
 
 
+def account(sim: SimState, request: web.Request) -> str | None:
+    """Return the API key a request carries: it names the account, right or wrong."""
+    del sim
+    return split_auth(request, "Basic")
+
+
 def _find(sim: SimState, request: web.Request, params: Params) -> SimJob | web.Response:
     """Check the API key and find the job, or answer 401/404."""
     api_key = sim.credentials.of(FullstoryCredentials).api_key
@@ -225,6 +231,7 @@ VENDOR = SimVendor(
     answer=batch_job,
     source=source,
     credentials=FullstoryCredentials,
+    account=account,
     job_options=FullstoryOptions,
     error_codes=ERROR_CODES,
     bench_weight=0.4,

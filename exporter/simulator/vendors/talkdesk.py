@@ -224,6 +224,17 @@ def report_job(job: SimJob, now: float, base_url: str) -> Answer:
     return Answer(code, body, (("Location", location),))
 
 
+def account(sim: SimState, request: web.Request) -> str | None:
+    """Return the OAuth2 client a request's bearer token was issued to; ``None``: no such token.
+
+    The simulator issues tokens to its one client only, so any of them names it.
+    """
+    token = split_auth(request, "Bearer")
+    if token is None or token not in sim.tokens:
+        return None
+    return sim.credentials.of(TalkdeskCredentials).client_id
+
+
 def _find(sim: SimState, params: Params) -> SimJob | None:
     """Return the job of the path's ID and report type, a deleted one too; ``None`` if none."""
     job = sim.find_job(API, params["id"])
@@ -267,6 +278,7 @@ VENDOR = SimVendor(
     answer=report_job,
     source=source,
     credentials=TalkdeskCredentials,
+    account=account,
     job_options=TalkdeskOptions,
     reports_deleted=True,
     bench_weight=0.2,
