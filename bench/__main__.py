@@ -19,9 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import live, polls, report, scrapes
+from bench import hostile, live, polls, report, scrapes
 
-SECTIONS = ("scrapes", "live", "simulator", "polls", "memory", "churn", "startup")
+SECTIONS = ("scrapes", "live", "simulator", "polls", "memory", "churn", "startup", "hostile")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -105,6 +105,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if "startup" in args.only:
         print("start-up: 10,000 jobs in the config ...", flush=True)
         out["startup"] = await polls.startup(10_000, seed=seed, repeats=1 if quick else 3)
+    if "hostile" in args.only:
+        print("hostile clients: slowloris, concurrent scrapes at 10,000 jobs ...", flush=True)
+        now = time.time()
+        out["slowloris"] = await hostile.slowloris(10_000, seed=seed, now=now)
+        out["concurrent_scrapes"] = await hostile.concurrent(10_000, seed=seed, now=now)
     out["duration_s"] = round(time.perf_counter() - started, 1)
     out["targets"] = report.targets(out)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import hostile
+
 MB = 1024 * 1024
 
 
@@ -78,6 +80,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ok = growth <= max(5.0, 0.05 * start)
         text = f"{growth:+.1f} MB ({churn['rss_slope_mb_per_min']:+.2f} MB/min)"
         check("RSS flat over the churn run (growth <= 5%)", text, ok)
+    out += hostile.targets(results)
     return out
 
 
@@ -179,6 +182,7 @@ def table(results: dict[str, Any]) -> str:
     if start:
         runs = ", ".join(f"{t:.2f}" for t in start["runs"])
         add(f"Start-up to ready with {start['jobs']} jobs: best {start['best_s']:.2f} s ({runs})")
+    lines += hostile.lines(results)
     checks = results.get("targets", [])
     if checks:
         add("")

@@ -19,6 +19,7 @@ from typing import Literal, overload
 
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, load_config
+from exporter.exposition.guard import HttpLimits
 from exporter.exposition.jobseries import JobSeries
 from exporter.exposition.page import Page
 from exporter.exposition.selfmetrics import SelfMetrics
@@ -65,8 +66,10 @@ class Exporter:
         max_jobs_per_source: int = 10_000,
         config_path: str | None = None,
         store: Store | None = None,
+        http_limits: HttpLimits | None = None,
     ) -> None:
         self.config = config
+        self.http_limits = http_limits or HttpLimits()
         self._config_path = config_path
         self._store: Store = store or MemoryStore()
         self._listen = listen
@@ -163,6 +166,8 @@ class Exporter:
             host=self._listen.host,
             port=self._listen.port,
             reload=None if self._reloader is None else lambda: self.reload("POST /-/reload"),
+            limits=self.http_limits,
+            stats=self.stats,
         )
         await self._stack.enter_async_context(self._server)
         self._ready = True

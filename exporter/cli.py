@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from exporter import __version__, logs
 from exporter.app import Exporter, Listen
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import Config, ConfigError, load_config, parse_duration
+from exporter.exposition.guard import HttpLimits
 from exporter.intake.registration import JobsApiServer
 from exporter.state.statefile import StorageError
 from exporter.state.storage import MemoryStore, SqliteStore, Store
@@ -36,6 +37,24 @@ def parse_listen(value: str) -> Listen:
     return Listen(host.strip("[]"), int(port))
 
 
+def _duration(value: str) -> float:
+    """A positive duration flag: ``5s``, ``500ms``, ``2m``."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value!r}")
+    return seconds
+
+
+def _positive(value: str) -> int:
+    """A positive integer flag."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags, named as Prometheus' own exporters name them."""
     p = argparse.ArgumentParser(
@@ -50,6 +69,41 @@ def build_parser() -> argparse.ArgumentParser:
         default=Listen("", DEFAULT_PORT),
         metavar="HOST:PORT",
         help=f"address for /metrics (default :{DEFAULT_PORT})",
+    )
+    limits = HttpLimits()
+    p.add_argument(
+        "--web.header-timeout",
+        dest="header_timeout",
+        type=_duration,
+        default=limits.header_timeout,
+        metavar="DURATION",
+        help="close a connection whose request headers take longer than this, on every "
+        f"listener (default {limits.header_timeout:g}s)",
+    )
+    p.add_argument(
+        "--web.body-timeout",
+        dest="body_timeout",
+        type=_duration,
+        default=limits.body_timeout,
+        metavar="DURATION",
+        help=f"answer 408 when a request body takes longer (default {limits.body_timeout:g}s)",
+    )
+    p.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_duration,
+        default=limits.idle_timeout,
+        metavar="DURATION",
+        help=f"close a kept-alive connection idle for this long (default {limits.idle_timeout:g}s)",
+    )
+    p.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive,
+        default=limits.max_connections,
+        metavar="N",
+        help="close new connections beyond this many open ones, per listener "
+        f"(default {limits.max_connections})",
     )
     p.add_argument(
         "--api.listen-address",
@@ -116,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(config: Config | None, args: argparse.Namespace) -> int:
     listen: Listen = args.listen
+    limits = HttpLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,6 +197,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
             max_jobs_per_source=args.api_max_jobs,
             config_path=args.config_file,
             store=store,
+            http_limits=limits,
         )
         try:
             await stack.enter_async_context(exporter)
@@ -148,6 +209,8 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
                     port=listen.port,
                     monotonic=loop.time,  # the event loop's clock: time.monotonic
                     token_file=args.api_token_file,
+                    limits=limits,
+                    stats=exporter.stats,
                 )
                 await stack.enter_async_context(api)
                 LOG.info("registration API on port %d", api.port)

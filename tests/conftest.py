@@ -15,6 +15,11 @@ from exporter.clock import FakeClock
 pytest_plugins = ["tests.harness"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--fuzz-requests=N``: how many hostile requests tests/test_fuzz.py sends."""
+    parser.addoption("--fuzz-requests", type=int, default=400, dest="fuzz_requests")
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     """A clock that moves only when the test says so."""

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from exporter.app import Listen
-from exporter.cli import DEFAULT_PORT, main, parse_listen
+from exporter.cli import DEFAULT_PORT, build_parser, main, parse_listen
 from tests.conftest import exporter_process
 from tests.polling.test_client_tls import issue, make_ca
 
@@ -120,6 +120,37 @@ def test_config_file_is_required_without_demo(capsys: pytest.CaptureFixture[str]
         main([])
     assert exc.value.code == 2
     assert "--config.file is required" in capsys.readouterr().err
+
+
+def test_web_limit_flags_parse_durations_and_counts() -> None:
+    """``--web.*`` limits take Prometheus durations and a positive count; defaults as documented."""
+    args = build_parser().parse_args(
+        ["--web.header-timeout=2s", "--web.body-timeout=500ms", "--web.max-connections=3"]
+    )
+    assert (args.header_timeout, args.body_timeout, args.idle_timeout) == (2.0, 0.5, 60.0)
+    assert args.max_connections == 3
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for flag, default in (("header", "5s"), ("body", "10s"), ("idle", "60s")):
+        assert f"| `--web.{flag}-timeout=DURATION` | `{default}` |" in readme
+    assert "| `--web.max-connections=N` | `512` |" in readme
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--web.header-timeout=soon", 'invalid duration "soon"'),
+        ("--web.idle-timeout=0s", "must be more than 0, got '0s'"),
+        ("--web.max-connections=0", "expected a positive integer, got '0'"),
+    ],
+)
+def test_web_limit_flags_refuse_nonsense(
+    flag: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad limit exits 2 with argparse's message naming the value."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([flag])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_default_port_is_documented() -> None:

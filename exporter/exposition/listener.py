@@ -14,6 +14,16 @@ from typing import Self
 
 from aiohttp import web
 
+from exporter.exposition.guard import (
+    ErrorResponse,
+    Guard,
+    GuardedSite,
+    HttpLimits,
+    HttpStats,
+    Uncounted,
+    plain_error,
+)
+
 LOG = logging.getLogger(__name__)
 
 
@@ -23,15 +33,34 @@ class Listener:
     ``host`` ``""`` means every interface; ``port`` 0 picks a free port, and
     :attr:`port` is the bound one once started.  Each start builds a new
     application, so a listener may be started again after :meth:`close`.
-    A server subclasses it and passes its own application factory.
+    A server subclasses it and passes its own application factory.  Every
+    connection goes through a :class:`~exporter.exposition.guard.Guard` named
+    ``name`` (the ``listener`` label of the HTTP self-metrics) with ``limits``;
+    requests aiohttp cannot parse are answered by ``error_response``.
     """
 
-    def __init__(self, app: Callable[[], web.Application], *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: Callable[[], web.Application],
+        *,
+        host: str,
+        port: int,
+        name: str = "metrics",
+        limits: HttpLimits | None = None,
+        stats: HttpStats | None = None,
+        error_response: ErrorResponse = plain_error,
+    ) -> None:
         self._make_app = app
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
         self.port = port
+        self.guard = Guard(
+            name,
+            limits=limits or HttpLimits(),
+            stats=stats or Uncounted(),
+            error_response=error_response,
+        )
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -49,10 +78,12 @@ class Listener:
         """Bind and serve; on any failure, nothing it started is left running."""
         if self._runner is not None:
             raise RuntimeError("already serving: close() first")
-        runner = web.AppRunner(self._make_app(), access_log=None, handle_signals=False)
+        app = self._make_app()
+        self.guard.prepare(app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         try:
             await runner.setup()  # runs the app's startup hooks
-            await web.TCPSite(runner, self._host or None, self._port).start()
+            await GuardedSite(runner, self._host or None, self._port, guard=self.guard).start()
         except BaseException:
             await _undo(runner)
             raise

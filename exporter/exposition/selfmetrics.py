@@ -56,6 +56,25 @@ class SelfMetrics:
             ["source", "reason"],
             registry=registry,
         )
+        self._http_bad = Counter(
+            "batchjob_exporter_http_bad_requests",
+            "Requests to the exporter's own listeners that could not be parsed (answered 4xx).",
+            ["listener"],
+            registry=registry,
+        )
+        self._http_dropped = Counter(
+            "batchjob_exporter_http_connections_dropped",
+            "Connections to the exporter's listeners closed by a limit "
+            "(header_timeout, evicted, max_connections).",
+            ["listener", "reason"],
+            registry=registry,
+        )
+        self._http_open = Gauge(
+            "batchjob_exporter_http_connections",
+            "Connections open to the exporter's listeners.",
+            ["listener"],
+            registry=registry,
+        )
         self.config_reload_ok = Gauge(
             "batchjob_exporter_config_last_reload_successful",
             "Whether the last configuration load succeeded.",
@@ -130,6 +149,25 @@ class SelfMetrics:
             return
         self._poll_failures.labels(source, reason).inc()
         self._reasons.setdefault(source, set()).add(reason)
+
+    def http_bad_request(self, listener: str) -> None:
+        """Count a request to one of our listeners that could not be parsed."""
+        self._http_bad.labels(listener).inc()
+
+    def http_dropped(self, listener: str, reason: str) -> None:
+        """Count a connection a listener's limit closed."""
+        self._http_dropped.labels(listener, reason).inc()
+
+    def http_connections(self, listener: str, delta: int) -> None:
+        """Follow a listener's open connections."""
+        self._http_open.labels(listener).inc(delta)
+
+    def http_listener(self, listener: str, reasons: tuple[str, ...]) -> None:
+        """Start a listener's series at 0, so ``rate()`` sees their first increase."""
+        self._http_bad.labels(listener)
+        self._http_open.labels(listener)
+        for reason in reasons:
+            self._http_dropped.labels(listener, reason)
 
     def sample_process(self) -> None:
         """Read CPU, memory and file descriptors from ``/proc`` (the tick calls this)."""

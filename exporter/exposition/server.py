@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from aiohttp import web
 
 from exporter import __version__
+from exporter.exposition.guard import HttpLimits, HttpStats
 from exporter.exposition.listener import Listener
 from exporter.exposition.page import Page
 
@@ -69,12 +70,14 @@ class MetricsServer(Listener):
         host: str,
         port: int,
         reload: Callable[[], Awaitable[str | None]] | None = None,
+        limits: HttpLimits | None = None,
+        stats: HttpStats | None = None,
     ) -> None:
         self._reload = reload
         self._render = render
         self._health = health
         self._ready = ready
-        super().__init__(self._app, host=host, port=port)
+        super().__init__(self._app, host=host, port=port, limits=limits, stats=stats)
 
     def _app(self) -> web.Application:
         app = web.Application()

@@ -7,11 +7,13 @@ Off unless ``--api.listen-address`` is given, on a listener of its own
     DELETE /api/v1/sources/{source}/jobs/{id}   204
     GET    /api/v1/jobs                         every watched job and its state
 
-Errors are JSON ``{"error": "..."}``.  It knows sources and jobs, never vendors.
+Errors are JSON ``{"error": "..."}``, those of requests too broken to route
+(an oversized request line or header) included.  It knows sources and jobs, never vendors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from exporter.config import Secret, job_id_problem, label_name_problem
+from exporter.exposition.guard import HttpLimits, HttpStats
 from exporter.exposition.listener import Listener
 from exporter.polling.auth import AuthError, SecretCache
 
@@ -58,7 +61,10 @@ class ApiError(Exception):
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    resp = web.json_response({"error": message}, status=status)
+    if status == 408:  # the rest of a body that did not come may still: start afresh
+        resp.force_close()
+    return resp
 
 
 def parse_job_path(raw_path: str) -> tuple[str, str]:
@@ -114,11 +120,21 @@ class JobsApiServer(Listener):
         port: int,
         monotonic: Callable[[], float],
         token_file: str | None = None,
+        limits: HttpLimits | None = None,
+        stats: HttpStats | None = None,
     ) -> None:
         self._registry = registry
         self._token = Secret(file=token_file) if token_file else None
         self._secrets = SecretCache(monotonic)
-        super().__init__(self._app, host=host, port=port)
+        super().__init__(
+            self._app,
+            host=host,
+            port=port,
+            name="api",
+            limits=limits,
+            stats=stats,
+            error_response=_error,
+        )
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -160,9 +176,18 @@ class JobsApiServer(Listener):
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"body larger than {MAX_BODY} bytes")
 
+    async def _body(self, request: web.Request) -> bytes:
+        """The request's body, which must arrive within the body timeout (a slow sender)."""
+        seconds = self.guard.limits.body_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                return await request.read()
+        except TimeoutError:
+            raise ApiError(408, f"body not received within {seconds:g}s") from None
+
     async def _change(self, request: web.Request, source: str, job_id: str) -> web.Response:
         if request.method == "PUT":
-            labels = parse_labels(await request.read())
+            labels = parse_labels(await self._body(request))
             try:
                 new = self._registry.watch(source, job_id, labels)
             except KeyError:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from exporter.exposition.guard import HttpLimits
 from exporter.intake.registration import ApiError, JobsApiServer, parse_job_path, parse_labels
 from tests.harness import FS, Harness, source_yaml
 
@@ -22,7 +27,9 @@ async def make_api(
     """A running exporter with one Fullstory source and its API on port 0, closed afterwards."""
     servers: list[JobsApiServer] = []
 
-    async def make(token_file: str | None = None, max_jobs: int = 10_000) -> tuple[Harness, str]:
+    async def make(
+        token_file: str | None = None, max_jobs: int = 10_000, limits: HttpLimits | None = None
+    ) -> tuple[Harness, str]:
         h = await make_harness()
         h.sim.add_job(FS, "cfg", total=10_000, rate=1)
         await h.start(source_yaml(h.sim, FS, "fs", ["cfg"]), max_jobs=max_jobs)
@@ -33,6 +40,7 @@ async def make_api(
             port=0,
             monotonic=h.clock.monotonic,
             token_file=token_file,
+            limits=limits,
         )
         await api.start()
         servers.append(api)
@@ -189,3 +197,58 @@ def test_path_parsing_decodes_after_splitting() -> None:
         parse_job_path("/api/v1/sources/fs/jobs/a/b")
     assert parse_labels(b"  ") == ()
     assert parse_labels(b'{"labels": {"b": "2", "a": "1"}}') == (("a", "1"), ("b", "2"))
+
+
+async def raw_answer(base: str, raw: bytes) -> tuple[str, dict[str, object]]:
+    """Send raw bytes to the API's listener: the status line and the JSON body of the answer."""
+    port = int(base.split(":")[2].split("/", maxsplit=1)[0])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert "Content-Type: application/json; charset=utf-8" in lines
+    doc: dict[str, object] = json.loads(body)
+    return lines[0], doc
+
+
+async def test_a_request_line_too_long_to_parse_gets_a_json_error(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]],
+) -> None:
+    """Over aiohttp's 8 KiB request line the answer is still the API's JSON error."""
+    _, base = await make_api()
+    status, doc = await raw_answer(base, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
+    assert status == "HTTP/1.0 400 Bad Request"
+    assert str(doc["error"]).startswith("Got more than 8190 bytes")
+
+
+async def test_a_body_slower_than_the_body_timeout_gets_408(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]],
+) -> None:
+    """A PUT that announces 20 bytes and sends 2 is answered 408 once the timeout passes."""
+    _, base = await make_api(limits=HttpLimits(body_timeout=0.2))
+    raw = b"PUT /api/v1/sources/fs/jobs/x HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{}"
+    status, doc = await raw_answer(base, raw)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert doc == {"error": "body not received within 0.2s"}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(st.one_of(JSON.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200)))
+def test_any_body_gives_labels_or_a_400(body: bytes) -> None:
+    """Whatever a client sends as a PUT body: labels, or an ApiError 400, nothing else."""
+    status = 200
+    try:
+        labels = parse_labels(body)
+    except ApiError as exc:
+        status, labels = exc.status, ()
+    assert status in (200, 400)
+    assert all(isinstance(n, str) and isinstance(v, str) for n, v in labels)
