@@ -24,6 +24,7 @@ from exporter.exposition.jobseries import JobSeries
 from exporter.exposition.page import Page
 from exporter.exposition.selfmetrics import SelfMetrics
 from exporter.exposition.server import MetricsServer
+from exporter.exposition.websecurity import WebSecurity
 from exporter.intake.dirjobs import DirJobs
 from exporter.intake.reload import Reloader
 from exporter.intake.watchlist import Watchlist
@@ -67,9 +68,11 @@ class Exporter:
         config_path: str | None = None,
         store: Store | None = None,
         http_limits: HttpLimits | None = None,
+        security: WebSecurity | None = None,
     ) -> None:
         self.config = config
         self.http_limits = http_limits or HttpLimits()
+        self._security = security
         self._config_path = config_path
         self._store: Store = store or MemoryStore()
         self._listen = listen
@@ -168,6 +171,7 @@ class Exporter:
             reload=None if self._reloader is None else lambda: self.reload("POST /-/reload"),
             limits=self.http_limits,
             stats=self.stats,
+            security=self._security,
         )
         await self._stack.enter_async_context(self._server)
         self._ready = True

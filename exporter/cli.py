@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from exporter import __version__, logs
 from exporter.app import Exporter, Listen
 from exporter.config import Config, ConfigError, load_config, parse_duration
+from exporter.config.web import WebConfig, load_web_config
 from exporter.exposition.guard import HttpLimits
-from exporter.intake.registration import JobsApiServer
+from exporter.exposition.websecurity import WebSecurity
+from exporter.intake.registration import JobsApiServer, unprotected
 from exporter.state.statefile import StorageError
 from exporter.state.storage import MemoryStore, SqliteStore, Store
 from exporter.vendors import REGISTRY
@@ -106,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {limits.max_connections})",
     )
     p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="TLS, basic auth and headers for every listener, in exporter-toolkit's format",
+    )
+    p.add_argument(
         "--api.listen-address",
         dest="api_listen",
         type=parse_listen,
@@ -156,12 +164,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"{args.config_file}: invalid configuration:\n{exc}", file=sys.stderr)
             return 1
+    web = WebConfig()
+    if args.web_config_file:
+        try:
+            web = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            print(f"{args.web_config_file}: invalid web configuration:\n{exc}", file=sys.stderr)
+            return 1
     if args.check_config:
         if config is None:
             parser.error("--check-config needs --config.file")
         jobs = sum(len(s.jobs) for s in config.sources)
         print(f"{args.config_file}: OK ({len(config.sources)} sources, {jobs} jobs)")
+        if args.web_config_file:
+            print(f"{args.web_config_file}: OK")
         return 0
+    if args.api_listen is not None and (
+        refusal := unprotected(
+            args.api_listen.host,
+            args.api_listen.port,
+            token=args.api_token_file is not None,
+            basic_auth=bool(web.basic_auth_users),
+        )
+    ):
+        print(refusal, file=sys.stderr)
+        return 1
+    args.web = web
     try:
         return asyncio.run(_serve(config, args))
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
@@ -178,6 +206,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    security = WebSecurity(args.web_config_file, args.web, monotonic=loop.time)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # Handled from the start: SIGHUP's default action would kill the process mid-start.
@@ -198,6 +227,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
             config_path=args.config_file,
             store=store,
             http_limits=limits,
+            security=security,
         )
         try:
             await stack.enter_async_context(exporter)
@@ -211,6 +241,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
                     token_file=args.api_token_file,
                     limits=limits,
                     stats=exporter.stats,
+                    security=security,
                 )
                 await stack.enter_async_context(api)
                 LOG.info("registration API on port %d", api.port)

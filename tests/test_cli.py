@@ -62,6 +62,38 @@ def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "OK (1 sources, 2 jobs)" in capsys.readouterr().out
 
 
+def test_check_config_checks_the_web_config_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A good web config is reported OK; a bad one exits 1 with its problems, never a traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    web = tmp_path / "web.yml"
+    web.write_text("{}\n")
+    args = [f"--config.file={path}", f"--web.config.file={web}", "--check-config"]
+    assert main(args) == 0
+    assert f"{web}: OK" in capsys.readouterr().out
+    web.write_text("basic_auth_users: {prometheus: plaintext}\ntls_server_config: []\n")
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        f"{web}: invalid web configuration:\n"
+        f"{web}:1:32: basic_auth_users.prometheus: not a bcrypt hash (make one with htpasswd "
+        "-nBC 10)\n"
+        f"{web}:2:20: tls_server_config: expected a mapping, got a list\n"
+    )
+
+
+def test_an_open_registration_api_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--api.listen-address=:PORT`` (every interface) without a token or users exits 1."""
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    assert main([f"--config.file={path}", "--api.listen-address=:10114"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("refusing to serve the registration API on *:10114 without auth")
+
+
 def test_check_config_lists_every_problem_with_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

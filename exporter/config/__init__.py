@@ -8,8 +8,9 @@ from exporter.config._jobs import (
     reserved_labels,
 )
 from exporter.config._nodes import Walker, describe, is_null, quote
+from exporter.config._yaml import ConfigError
 from exporter.config.durations import format_duration, parse_duration
-from exporter.config.loader import ConfigError, load_config, parse_config
+from exporter.config.loader import load_config, parse_config
 from exporter.config.model import (
     Authorization,
     BasicAuth,

@@ -8,13 +8,14 @@ Nothing is returned until the whole file has been checked.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 
 import yaml
 from yaml.nodes import Node
 
-from exporter.config._nodes import Problem, Walker, describe, is_null, quote
+from exporter.config._nodes import Problem, Walker, describe, quote
 from exporter.config._sources import MIN_POLL_INTERVAL, build_sources
+from exporter.config._yaml import Compose, ConfigError, compose_root, safe_compose
 from exporter.config.model import Config, GlobalConfig
 from exporter.vendors.base import ApiSpec
 
@@ -27,25 +28,6 @@ _GLOBAL_KEYS = (
 )
 # A timeout of zero would fail every request; one millisecond is the smallest duration.
 _MIN_TIMEOUT = 0.001
-
-# YAML text to its root node (``None`` for an empty stream), raising PyYAML's errors.
-Compose = Callable[[str], Node | None]
-
-
-def _safe_compose(text: str) -> Node | None:
-    """PyYAML's ``compose`` with the safe loader: the nodes, never an arbitrary object."""
-    return yaml.compose(text, Loader=yaml.SafeLoader)
-
-
-class ConfigError(Exception):
-    """The config file is unusable; ``problems`` holds one line per mistake."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__(self.problems)
-
-    def __str__(self) -> str:
-        return "\n".join(self.problems)
 
 
 def load_config(path: str, registry: Mapping[str, ApiSpec]) -> Config:
@@ -69,7 +51,7 @@ def parse_config(
     filename: str,
     registry: Mapping[str, ApiSpec],
     *,
-    compose: Compose = _safe_compose,
+    compose: Compose = safe_compose,
 ) -> Config:
     """Validate a config given as text; raise :class:`ConfigError` listing every problem.
 
@@ -79,7 +61,7 @@ def parse_config(
     ``compose`` turns the text into YAML nodes.
     """
     walker = Walker(base_dir=os.path.dirname(filename))
-    root = _compose(text, walker, compose)
+    root = compose_root(text, walker, compose, empty="the file is empty: it needs a sources: list")
     config = Config()
     if root is not None:
         config = _config(walker, root, registry)
@@ -87,45 +69,6 @@ def parse_config(
         ordered = sorted(walker.problems, key=lambda problem: (problem.line, problem.column))
         raise ConfigError(problem.format(filename) for problem in ordered)
     return config
-
-
-def _compose(text: str, walker: Walker, compose: Compose) -> Node | None:
-    """The document's root node, or ``None`` after recording why there is none."""
-    try:
-        root = compose(text)
-    except yaml.reader.ReaderError as exc:
-        # Only the code point is shown: the character may sit inside a secret.
-        position = int(exc.position)
-        line = text.count("\n", 0, position) + 1
-        column = position - (text.rfind("\n", 0, position) + 1) + 1
-        message = f"invalid YAML: character #x{exc.character:04x} is not allowed"
-        walker.problems.append(Problem(line, column, "", message))
-        return None
-    except yaml.MarkedYAMLError as exc:
-        walker.problems.append(_syntax_problem(exc))
-        return None
-    except yaml.YAMLError as exc:
-        walker.problems.append(Problem(1, 1, "", f"invalid YAML: {exc}"))
-        return None
-    except RecursionError:
-        walker.problems.append(Problem(1, 1, "", "invalid YAML: nested too deeply"))
-        return None
-    if root is None or is_null(root):
-        # An explicit empty document (`---` or `~`) is as empty as an empty file.
-        walker.problems.append(Problem(1, 1, "", "the file is empty: it needs a sources: list"))
-        return None
-    return root
-
-
-def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
-    """A parse error at its place, built from its parts: ``str(exc)`` quotes the source line."""
-    mark = exc.problem_mark or exc.context_mark
-    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    message = exc.problem or exc.context or "syntax error"
-    if exc.problem and exc.context:
-        context_line = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
-        message = f"{message} ({exc.context}{context_line})"
-    return Problem(line, column, "", f"invalid YAML: {message}")
 
 
 def _config(walker: Walker, root: Node, registry: Mapping[str, ApiSpec]) -> Config:

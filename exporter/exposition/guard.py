@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+from exporter.exposition.websecurity import ServerTLS
 
 LOG = logging.getLogger("exporter.http")
 
@@ -57,7 +58,7 @@ class HttpLimits:
 
 
 # Why a guard closes a connection: the ``reason`` label of the dropped-connections counter.
-DROP_REASONS = ("header_timeout", "evicted", "max_connections")
+DROP_REASONS = ("header_timeout", "evicted", "max_connections", "tls_handshake", "tls_client")
 
 
 class HttpStats(Protocol):
@@ -131,6 +132,7 @@ class Guard:
         self.open = 0
         # Connections not running a request, oldest first: the ones a newcomer may replace.
         self._idle: dict[_GuardedHandler, None] = {}
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._unreported = 0
         self._next_log = 0.0
         stats.http_listener(name, DROP_REASONS)
@@ -174,6 +176,24 @@ class Guard:
             self._unreported = 0
             self._next_log = now + LOG_EVERY
         return self._error_response(status, reason)
+
+    def handshake(self, work: Coroutine[None, None, None]) -> None:
+        """Run a TLS handshake in a task of its own, cancelled by :meth:`close`."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshake_done)
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self._handshakes.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            LOG.error("accepting a TLS connection failed", exc_info=exc)
+
+    async def close(self) -> None:
+        """Cancel the handshakes still running (the listener stops)."""
+        tasks = list(self._handshakes)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def dropped(self, reason: str) -> None:
         """Count a connection a limit closed."""
@@ -293,10 +313,69 @@ class _GuardedHandler(RequestHandler):
             self.force_close()
 
 
-class GuardedSite(web.BaseSite):
-    """A TCP site whose connections go through a :class:`Guard`."""
+class _TLSAccept(asyncio.Protocol):
+    """A new connection while its TLS handshake runs, with the context in force right now.
 
-    __slots__ = ("_guard", "_host", "_port")
+    Choosing the context per connection (``loop.start_tls``) instead of once per
+    listening socket is what lets a rotated certificate or CA reach new
+    connections without a restart.  The handshake gets no longer than a
+    request's headers; then the connection is handed to a guarded handler.
+    """
+
+    def __init__(self, guard: Guard, server: web.Server, tls: ServerTLS) -> None:
+        self._guard = guard
+        self._server = server
+        self._tls = tls
+        self._early: list[bytes] = []  # bytes decrypted before the handler took over
+        self._eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._guard.handshake(self._handshake(transport))
+
+    def data_received(self, data: bytes) -> None:
+        self._early.append(data)
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        return None
+
+    async def _handshake(self, transport: asyncio.BaseTransport) -> None:
+        guard = self._guard
+        try:
+            secured = await asyncio.get_running_loop().start_tls(
+                transport,  # type: ignore[arg-type]  # a server transport is a WriteTransport
+                self,
+                self._tls.context,
+                server_side=True,
+                ssl_handshake_timeout=guard.limits.header_timeout,
+            )
+        except (OSError, TimeoutError):  # ssl.SSLError and a reset are OSErrors
+            guard.dropped("tls_handshake")
+            transport.abort()  # type: ignore[attr-defined]  # a TCP transport has abort()
+            return
+        if secured is None:  # the client went while it ran
+            return
+        if not self._tls.allows(secured.get_extra_info("peercert")):
+            guard.dropped("tls_client")
+            secured.abort()
+            return
+        handler = guard.protocol(self._server)
+        secured.set_protocol(handler)
+        handler.connection_made(secured)
+        if isinstance(handler, _GuardedHandler):
+            for data in self._early:
+                handler.data_received(data)
+            if self._eof:
+                handler.eof_received()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections go through a :class:`Guard`, over TLS when ``tls()`` says.
+
+    ``tls`` is asked for each new connection, so TLS follows the web config as it changes.
+    """
+
+    __slots__ = ("_guard", "_host", "_port", "_tls")
 
     def __init__(
         self,
@@ -305,31 +384,36 @@ class GuardedSite(web.BaseSite):
         port: int,
         *,
         guard: Guard,
-        ssl_context: ssl.SSLContext | None = None,
+        tls: Callable[[], ServerTLS | None] | None = None,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context)
+        super().__init__(runner)
         self._host = host
         self._port = port
         self._guard = guard
+        self._tls = tls
 
     @property
     def name(self) -> str:
         """How the site is shown (as aiohttp's own sites are)."""
-        scheme = "https" if self._ssl_context else "http"
-        return f"{scheme}://{self._host or '*'}:{self._port}"
+        return f"http://{self._host or '*'}:{self._port}"
 
     async def start(self) -> None:
-        """Bind and serve; a TLS handshake gets no longer than a request's headers."""
+        """Bind and serve."""
         await super().start()
         server = self._runner.server
         if server is None:  # pragma: no cover - BaseSite refuses a runner without one
             raise RuntimeError("the runner is not set up")
-        guard = self._guard
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: guard.protocol(server),
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            ssl_handshake_timeout=guard.limits.header_timeout if self._ssl_context else None,
-            backlog=self._backlog,
+            lambda: self._accept(server), self._host, self._port, backlog=self._backlog
         )
+
+    async def stop(self) -> None:
+        """Stop listening and abandon handshakes still running."""
+        await super().stop()
+        await self._guard.close()
+
+    def _accept(self, server: web.Server) -> asyncio.BaseProtocol:
+        tls = self._tls() if self._tls is not None else None
+        if tls is None:
+            return self._guard.protocol(server)
+        return _TLSAccept(self._guard, server, tls)

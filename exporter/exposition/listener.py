@@ -23,6 +23,7 @@ from exporter.exposition.guard import (
     Uncounted,
     plain_error,
 )
+from exporter.exposition.websecurity import WebSecurity
 
 LOG = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class Listener:
     connection goes through a :class:`~exporter.exposition.guard.Guard` named
     ``name`` (the ``listener`` label of the HTTP self-metrics) with ``limits``;
     requests aiohttp cannot parse are answered by ``error_response``.
+    ``security`` (the ``--web.config.file``) brings TLS, basic auth outside
+    ``open_paths`` and extra headers; ``bypass`` lets a request skip basic
+    auth for another check of the app's own (the API's bearer token).
     """
 
     def __init__(
@@ -49,8 +53,15 @@ class Listener:
         limits: HttpLimits | None = None,
         stats: HttpStats | None = None,
         error_response: ErrorResponse = plain_error,
+        security: WebSecurity | None = None,
+        open_paths: frozenset[str] = frozenset(),
+        bypass: Callable[[web.Request], bool] | None = None,
     ) -> None:
         self._make_app = app
+        self._security = security
+        self._open_paths = open_paths
+        self._bypass = bypass
+        self._error_response = error_response
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -80,10 +91,25 @@ class Listener:
             raise RuntimeError("already serving: close() first")
         app = self._make_app()
         self.guard.prepare(app)
+        security = self._security
+        if security is not None:
+            security.prepare(
+                app,
+                open_paths=self._open_paths,
+                error_response=self._error_response,
+                bypass=self._bypass,
+            )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         try:
             await runner.setup()  # runs the app's startup hooks
-            await GuardedSite(runner, self._host or None, self._port, guard=self.guard).start()
+            site = GuardedSite(
+                runner,
+                self._host or None,
+                self._port,
+                guard=self.guard,
+                tls=None if security is None else security.tls,
+            )
+            await site.start()
         except BaseException:
             await _undo(runner)
             raise

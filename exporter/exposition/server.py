@@ -22,6 +22,7 @@ from exporter import __version__
 from exporter.exposition.guard import HttpLimits, HttpStats
 from exporter.exposition.listener import Listener
 from exporter.exposition.page import Page
+from exporter.exposition.websecurity import WebSecurity
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Writes smaller than this are coalesced; larger ones go to the socket as they are.
@@ -72,12 +73,22 @@ class MetricsServer(Listener):
         reload: Callable[[], Awaitable[str | None]] | None = None,
         limits: HttpLimits | None = None,
         stats: HttpStats | None = None,
+        security: WebSecurity | None = None,
     ) -> None:
         self._reload = reload
         self._render = render
         self._health = health
         self._ready = ready
-        super().__init__(self._app, host=host, port=port, limits=limits, stats=stats)
+        super().__init__(
+            self._app,
+            host=host,
+            port=port,
+            limits=limits,
+            stats=stats,
+            security=security,
+            # Kubelet probes carry no credentials; TLS still applies to them.
+            open_paths=frozenset({"/healthz", "/readyz"}),
+        )
 
     def _app(self) -> web.Application:
         app = web.Application()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Protocol
@@ -25,6 +26,7 @@ from aiohttp import web
 from exporter.config import Secret, job_id_problem, label_name_problem
 from exporter.exposition.guard import HttpLimits, HttpStats
 from exporter.exposition.listener import Listener
+from exporter.exposition.websecurity import WEB_USER, WebSecurity
 from exporter.polling.auth import AuthError, SecretCache
 
 MAX_BODY = 64 * 1024
@@ -65,6 +67,30 @@ def _error(status: int, message: str) -> web.Response:
     if status == 408:  # the rest of a body that did not come may still: start afresh
         resp.force_close()
     return resp
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``""``, every interface, is not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unprotected(host: str, port: int, *, token: bool, basic_auth: bool) -> str | None:
+    """Why the API must not start on ``host`` as it is, or ``None`` when it may."""
+    if token or basic_auth or is_loopback(host):
+        return None
+    where = f"{host or '*'}:{port}"
+    return (
+        f"refusing to serve the registration API on {where} without authentication: anyone "
+        "who can reach it could make the exporter poll any job ID against your vendor account "
+        "and delete registrations; listen on loopback (--api.listen-address=127.0.0.1:PORT), "
+        "or require a token (--api.token-file) or basic auth (basic_auth_users in "
+        "--web.config.file)"
+    )
 
 
 def parse_job_path(raw_path: str) -> tuple[str, str]:
@@ -122,6 +148,7 @@ class JobsApiServer(Listener):
         token_file: str | None = None,
         limits: HttpLimits | None = None,
         stats: HttpStats | None = None,
+        security: WebSecurity | None = None,
     ) -> None:
         self._registry = registry
         self._token = Secret(file=token_file) if token_file else None
@@ -134,6 +161,8 @@ class JobsApiServer(Listener):
             limits=limits,
             stats=stats,
             error_response=_error,
+            security=security,
+            bypass=self._bearer,
         )
 
     def _app(self) -> web.Application:
@@ -142,8 +171,13 @@ class JobsApiServer(Listener):
         app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
 
+    def _bearer(self, request: web.Request) -> bool:
+        """A bearer token is checked here, not by basic auth: either lets a request in."""
+        sent = request.headers.get("Authorization", "")
+        return self._token is not None and sent[:7].lower() == "bearer "
+
     def _check_token(self, request: web.Request) -> None:
-        if self._token is None:
+        if self._token is None or WEB_USER in request:  # no token, or basic auth passed
             return
         try:
             expected = self._secrets.get(self._token)

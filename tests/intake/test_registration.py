@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import bcrypt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.config.web import WebConfig
 from exporter.exposition.guard import HttpLimits
-from exporter.intake.registration import ApiError, JobsApiServer, parse_job_path, parse_labels
+from exporter.exposition.websecurity import WebSecurity
+from exporter.intake.registration import (
+    ApiError,
+    JobsApiServer,
+    parse_job_path,
+    parse_labels,
+    unprotected,
+)
 from tests.harness import FS, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -252,3 +262,65 @@ def test_any_body_gives_labels_or_a_400(body: bytes) -> None:
         status, labels = exc.status, ()
     assert status in (200, 400)
     assert all(isinstance(n, str) and isinstance(v, str) for n, v in labels)
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "basic_auth", "refused"),
+    [
+        ("127.0.0.1", False, False, False),
+        ("127.3.4.5", False, False, False),
+        ("::1", False, False, False),
+        ("localhost", False, False, False),
+        ("", False, False, True),
+        ("0.0.0.0", False, False, True),  # noqa: S104 - the very address the check refuses
+        ("10.1.2.3", False, False, True),
+        ("api.example", False, False, True),
+        ("0.0.0.0", True, False, False),  # noqa: S104 - allowed with a token
+        ("", False, True, False),
+    ],
+)
+def test_the_api_refuses_other_interfaces_without_authentication(
+    host: str, token: bool, basic_auth: bool, refused: bool
+) -> None:
+    """Loopback may go without authentication; anything else needs a token or basic auth."""
+    why = unprotected(host, 10114, token=token, basic_auth=basic_auth)
+    assert (why is not None) is refused
+    if why is not None:
+        assert why.startswith(f"refusing to serve the registration API on {host or '*'}:10114")
+        assert "--api.token-file" in why
+        assert "basic_auth_users" in why
+
+
+async def test_either_the_bearer_token_or_basic_auth_lets_a_request_in(
+    make_harness: MakeHarness, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """With both set, a right token or a right password is enough; neither gets 401 JSON."""
+    h = await make_harness()
+    h.sim.add_job(FS, "cfg", total=10, rate=1)
+    await h.start(source_yaml(h.sim, FS, "fs", ["cfg"]))
+    assert h.exporter is not None
+    token = tmp_path / "token"
+    token.write_text("t0ken")
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+    web = WebConfig(basic_auth_users=(("app", hashed),))
+    security = WebSecurity(None, web, monotonic=h.clock.monotonic)
+    async with JobsApiServer(
+        h.exporter.watchlist,
+        host="127.0.0.1",
+        port=0,
+        monotonic=h.clock.monotonic,
+        token_file=str(token),
+        security=security,
+    ) as api:
+        url = f"http://127.0.0.1:{api.port}/api/v1/jobs"
+        cases = [
+            ({"Authorization": "Bearer t0ken"}, 200),
+            ({"Authorization": "Basic " + base64.b64encode(b"app:pw").decode()}, 200),
+            ({"Authorization": "Bearer wrong"}, 401),
+            ({"Authorization": "Basic " + base64.b64encode(b"app:no").decode()}, 401),
+            ({}, 401),
+        ]
+        for headers, status in cases:
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == status, headers
+                assert resp.content_type == "application/json"
