@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e image bench prometheus clean
+.PHONY: run test lint typecheck unit e2e image bench prometheus chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ prometheus:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# The jobs page's browser tests (tests/test_browser.py) drive Debian's chromium through
+# its chromedriver; selenium is given both paths and never downloads a browser or driver.
+# A font, so that the screenshots have text in them on a minimal machine.
+chromium:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver fonts-dejavu-core >/dev/null; }
+
 # The import contracts (pyproject's [tool.importlinter]) keep the layers one-way.
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,13 +42,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) prometheus
+unit: $(STAMP) prometheus chromium
 	$(BIN)/pytest --cov --cov-report=term
 
 test: lint typecheck unit image
 
-# Only the end-to-end tests: real processes, a real Prometheus.
-e2e: $(STAMP) prometheus
+# Only the end-to-end tests: real processes, a real Prometheus, a real browser.
+e2e: $(STAMP) prometheus chromium
 	$(BIN)/pytest -m e2e
 
 # The container image built from the Dockerfile with buildah (no Docker needed) and run:

@@ -19,9 +19,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import hostile, live, polls, report, scrapes
+from bench import hostile, jobspage, live, polls, report, scrapes
 
-SECTIONS = ("scrapes", "live", "simulator", "polls", "memory", "churn", "startup", "hostile")
+SECTIONS = (
+    "scrapes",
+    "live",
+    "page",
+    "simulator",
+    "polls",
+    "memory",
+    "churn",
+    "startup",
+    "hostile",
+)
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -83,6 +93,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if "live" in args.only:
         print("live: a page after a round of polls, in-process ...", flush=True)
         out["live"] = [await asyncio.to_thread(live.run, n, seed=seed) for n in sizes[:2]]
+    if "page" in args.only:
+        print("jobs page: / rendered in-process at 10,000 and 50,000 jobs ...", flush=True)
+        out["page"] = jobspage.run(sizes[1:], seed=seed, quick=quick)
     if "simulator" in args.only:
         print("simulator: maximum request rate ...", flush=True)
         out["simulator"] = await polls.simulator_max_rate(3.0 if quick else 8.0)
@@ -111,7 +124,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["slowloris"] = await hostile.slowloris(10_000, seed=seed, now=now)
         out["concurrent_scrapes"] = await hostile.concurrent(10_000, seed=seed, now=now)
     out["duration_s"] = round(time.perf_counter() - started, 1)
-    out["targets"] = report.targets(out)
+    out["targets"] = report.targets(out) + jobspage.targets(out.get("page"))
     return out
 
 
@@ -120,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = asyncio.run(run(args))
     print()
+    for line in jobspage.lines(results.get("page")):
+        print(line)
     print(report.table(results))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

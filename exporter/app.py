@@ -17,10 +17,12 @@ import random
 from dataclasses import dataclass
 from typing import Literal, overload
 
+from exporter import __version__
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, load_config
 from exporter.exposition.guard import HttpLimits
 from exporter.exposition.jobseries import JobSeries
+from exporter.exposition.jobsview import JobsPage
 from exporter.exposition.page import Page
 from exporter.exposition.selfmetrics import SelfMetrics
 from exporter.exposition.server import MetricsServer
@@ -171,6 +173,7 @@ class Exporter:
             reload=None if self._reloader is None else lambda: self.reload("POST /-/reload"),
             limits=self.http_limits,
             stats=self.stats,
+            jobs_page=JobsPage(self.table, pool.runtimes, clock=self._clock, version=__version__),
             security=self._security,
         )
         await self._stack.enter_async_context(self._server)

@@ -1,7 +1,9 @@
 """The HTTP server: ``/metrics``, ``/healthz``, ``/readyz`` and a landing page.
 
 It knows nothing of vendors or jobs: it is given a function that renders the
-exposition and functions that say whether the exporter is healthy and ready.
+exposition and functions that say whether the exporter is healthy and ready,
+and, for ``/``, one that renders the jobs page from the query string's pairs
+(without it, ``/`` is a page of links).
 
 The render function returns a :class:`~exporter.exposition.page.Page` of
 cached pieces (``Page([data])`` wraps plain bytes): the page is never joined,
@@ -20,6 +22,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.exposition.guard import HttpLimits, HttpStats
+from exporter.exposition.jobspage import HtmlAnswer
 from exporter.exposition.listener import Listener
 from exporter.exposition.page import Page
 from exporter.exposition.websecurity import WebSecurity
@@ -73,9 +76,11 @@ class MetricsServer(Listener):
         reload: Callable[[], Awaitable[str | None]] | None = None,
         limits: HttpLimits | None = None,
         stats: HttpStats | None = None,
+        jobs_page: Callable[[list[tuple[str, str]]], HtmlAnswer] | None = None,
         security: WebSecurity | None = None,
     ) -> None:
         self._reload = reload
+        self._jobs_page = jobs_page
         self._render = render
         self._health = health
         self._ready = ready
@@ -99,7 +104,15 @@ class MetricsServer(Listener):
         app.router.add_post("/-/reload", self._reload_config)
         return app
 
-    async def _landing(self, _: web.Request) -> web.Response:
+    async def _landing(self, request: web.Request) -> web.Response:
+        if self._jobs_page is not None:  # the jobs page, from the query string's pairs
+            answer = self._jobs_page(list(request.query.items()))
+            return web.Response(
+                status=answer.status,
+                text=answer.body,
+                content_type="text/html",
+                headers=answer.headers,
+            )
         page = _LANDING.format(version=html.escape(__version__))
         return web.Response(text=page, content_type="text/html")
 

@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from exporter.config import Config
 from exporter.jobs.keys import JobKey, Labels, Origin
 from exporter.jobs.table import JobTable
+from exporter.jobs.view import summarize
 from exporter.polling.runtime import PollClient, Runtime
 from exporter.polling.scheduler import Scheduler
 from exporter.state.records import JobRecord
@@ -96,24 +97,8 @@ class Watchlist:
             self._table.relabel(entry.key, labels, only)
 
     def jobs(self) -> list[dict[str, object]]:
-        """Every watched job and its state, for ``GET /api/v1/jobs``."""
-        out: list[dict[str, object]] = []
-        for entry in self._table:
-            snap = entry.snapshot
-            out.append(
-                {
-                    "source": entry.key[0],
-                    "id": entry.key[1],
-                    "api": entry.api,
-                    "origin": entry.origin.value,
-                    "labels": dict(entry.labels),
-                    "status": snap.status.value if snap else None,
-                    "vendor_status": snap.vendor_status if snap else None,
-                    "poll_success": entry.poll_success,
-                    "last_success": entry.last_success,
-                }
-            )
-        return out
+        """Every watched job and its state, for ``GET /api/v1/jobs`` (as the jobs page reads it)."""
+        return [summarize(entry).as_json() for entry in self._table]
 
     def sync_config(self, config: Config) -> None:
         """Watch the config's jobs: new ones spread over their interval, removed ones dropped."""

@@ -95,6 +95,11 @@ class JobView(Saved, Protocol):
         """Whether the last good poll found the job finished."""
         ...
 
+    @property
+    def last_failure(self) -> str | None:
+        """Why the last poll failed (``timeout``, ...) while polls fail; ``None`` once one works."""
+        ...
+
     def duration_bounds(self) -> tuple[float | None, float | None]:
         """Start and end of the job's duration; the end is ``None`` while it runs."""
         ...
@@ -116,6 +121,7 @@ class JobEntry:
     last_success: float | None = None
     not_found_streak: int = 0  # 404s in a row: only a few of them mean the job is gone
     failures: int = 0  # failed polls in a row, for the job's backoff
+    last_failure: str | None = None  # the reason of the last of those failures (not saved)
     expires_at: float | None = None
     pending_finish: Snapshot | None = None
     pending_finish_at: float | None = None

@@ -158,6 +158,7 @@ class JobTable:
         entry.last_success = now
         entry.not_found_streak = 0
         entry.failures = 0
+        entry.last_failure = None
         self._changed(entry)
         return entry
 
@@ -177,10 +178,14 @@ class JobTable:
         entry.errors_by_code = counts
         self._changed(entry)
 
-    def record_failure(self, key: JobKey) -> int:
-        """A poll failed: last good values stay, ``poll_success`` drops; failures in a row."""
+    def record_failure(self, key: JobKey, reason: str | None = None) -> int:
+        """A poll failed (for ``reason``): last good values stay, ``poll_success`` drops.
+
+        Returns the failures in a row.
+        """
         entry = self._jobs[key]
         entry.failures += 1
+        entry.last_failure = reason
         if entry.poll_success is not False:
             entry.poll_success = False
             self._changed(entry)

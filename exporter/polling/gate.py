@@ -53,6 +53,15 @@ def parse_retry_after(value: str | None, wall_now: float) -> float | None:
     return min(max(when.timestamp() - wall_now, 0.0), MAX_RETRY_AFTER)
 
 
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """What a source's gate says at one moment, for pages that show it (read-only)."""
+
+    closed_for: float  # seconds until it reopens (0.0: open)
+    reason: str | None  # "retry-after", "backoff" or "auth" (credentials hold); None when open
+    max_rate: float | None  # the request rate cap (requests/s) or None
+
+
 class SourceGate:
     """Whether a request to one source may go now, and until when it may not.
 
@@ -61,16 +70,37 @@ class SourceGate:
     """
 
     def __init__(self, *, max_rate: float | None, backoff: Backoff, rng: random.Random) -> None:
+        self._max_rate = max_rate or None
         self._interval = 1.0 / max_rate if max_rate else 0.0
         self._backoff = backoff
         self._rng = rng
         self._closed_until = 0.0
+        # Why the window ending at _closed_until was opened; only read while it is in force.
+        self._reason = "backoff"
         self._next_slot = 0.0
         self.failures = 0
 
+    @property
+    def max_rate(self) -> float | None:
+        """The request rate cap in force (requests per second), or ``None``."""
+        return self._max_rate
+
     def set_rate(self, max_rate: float | None) -> None:
         """Change the request rate cap (a reload); a window in force stays closed."""
+        self._max_rate = max_rate or None
         self._interval = 1.0 / max_rate if max_rate else 0.0
+
+    def state(self, now: float) -> GateState:
+        """How long the gate stays closed, why, and the rate cap in force."""
+        closed_for = self.closed_for(now)
+        reason = self._reason if closed_for > 0 else None
+        return GateState(closed_for=closed_for, reason=reason, max_rate=self._max_rate)
+
+    def _close_until(self, until: float, reason: str) -> None:
+        """Extend the closed window; the window that ends last names the reason."""
+        if until >= self._closed_until:
+            self._closed_until = until
+            self._reason = reason
 
     def closed_for(self, now: float) -> float:
         """Seconds until the source may be asked again (0: open)."""
@@ -93,8 +123,11 @@ class SourceGate:
         answer from a request that was already in flight.
         """
         self.failures += 1
-        window = seconds if seconds is not None else self._backoff.delay(self.failures, self._rng)
-        self._closed_until = max(self._closed_until, now + window)
+        if seconds is not None:
+            self._close_until(now + seconds, "retry-after")
+            return seconds
+        window = self._backoff.delay(self.failures, self._rng)
+        self._close_until(now + window, "backoff")
         return window
 
     def failure(self, now: float) -> float:
@@ -103,7 +136,7 @@ class SourceGate:
 
     def hold(self, now: float, seconds: float) -> None:
         """Keep the source closed for a fixed time (credentials refused)."""
-        self._closed_until = max(self._closed_until, now + seconds)
+        self._close_until(now + seconds, "auth")
 
     def success(self) -> None:
         """The source answered normally: the backoff starts over."""

@@ -78,7 +78,7 @@ class Poller:
             # Dropped, or replaced (its source reloaded to another API), while in flight.
             if self._table.get(key) is not entry:
                 return None
-            failures = self._table.record_failure(key)
+            failures = self._table.record_failure(key, failed.reason)
             self._stats.poll_failed(key[0], failed.reason)
             delay = failed.retry_in
             if delay is None:

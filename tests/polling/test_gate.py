@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from exporter.polling.gate import MAX_RETRY_AFTER, Backoff, SourceGate, parse_retry_after
+from exporter.polling.gate import (
+    MAX_RETRY_AFTER,
+    Backoff,
+    GateState,
+    SourceGate,
+    parse_retry_after,
+)
 
 WALL = 1_700_000_000.0
 
@@ -110,3 +116,38 @@ def test_hold_and_spread() -> None:
     assert spreads == pytest.approx([325.33265554575144, 322.7386320882091, 312.61714742492535])
     for _ in range(20):
         assert 300.0 <= gate.spread(300.0, 30.0) < 330.0
+
+
+def test_state_of_an_open_gate_names_no_reason_and_the_rate_cap() -> None:
+    """An open gate reports 0 s, no reason, and the cap in requests per second."""
+    gate = SourceGate(max_rate=4.0, backoff=Backoff(), rng=random.Random(0))
+    assert gate.state(10.0) == GateState(closed_for=0.0, reason=None, max_rate=4.0)
+    gate.set_rate(None)
+    assert gate.state(10.0) == GateState(closed_for=0.0, reason=None, max_rate=None)
+
+
+def test_state_names_retry_after_backoff_and_auth() -> None:
+    """Retry-After with seconds, a backoff and a credentials hold each say why."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(base=1.0, cap=1.0), rng=random.Random(0))
+    gate.retry_after(0.0, 30.0)
+    assert gate.state(10.0) == GateState(closed_for=20.0, reason="retry-after", max_rate=None)
+    assert gate.state(30.0) == GateState(closed_for=0.0, reason=None, max_rate=None)
+    window = gate.retry_after(100.0, None)
+    assert gate.state(100.0).closed_for == pytest.approx(window)
+    assert gate.state(100.0).reason == "backoff"
+    gate.failure(200.0)
+    assert gate.state(200.0).reason == "backoff"
+    gate.hold(300.0, 60.0)
+    assert gate.state(300.0) == GateState(closed_for=60.0, reason="auth", max_rate=None)
+
+
+def test_state_reason_is_that_of_the_window_that_closes_last() -> None:
+    """A window ending inside a longer one keeps its reason; one ending later takes over."""
+    gate = SourceGate(max_rate=2.0, backoff=Backoff(base=1.0, cap=1.0), rng=random.Random(0))
+    gate.hold(0.0, 300.0)
+    gate.retry_after(0.0, 30.0)
+    assert gate.state(0.0) == GateState(closed_for=300.0, reason="auth", max_rate=2.0)
+    gate.retry_after(10.0, 600.0)
+    assert gate.state(10.0) == GateState(closed_for=600.0, reason="retry-after", max_rate=2.0)
+    gate.failure(20.0)  # a backoff of under a second ends long before the Retry-After
+    assert gate.state(20.0) == GateState(closed_for=590.0, reason="retry-after", max_rate=2.0)
