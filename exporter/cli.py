@@ -16,7 +16,7 @@ from exporter.config import Config, ConfigError, load_config, parse_duration
 from exporter.config.web import WebConfig, load_web_config
 from exporter.exposition.guard import HttpLimits
 from exporter.exposition.websecurity import WebSecurity
-from exporter.intake.registration import JobsApiServer, unprotected
+from exporter.intake.registration import JobsApiServer, is_loopback, unprotected
 from exporter.state.statefile import StorageError
 from exporter.state.storage import MemoryStore, SqliteStore, Store
 from exporter.vendors import REGISTRY
@@ -206,13 +206,21 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    security = WebSecurity(args.web_config_file, args.web, monotonic=loop.time)
+    # A non-loopback API with no token relies on the users: a reload may not empty them.
+    open_api = args.api_listen is not None and not is_loopback(args.api_listen.host)
+    security = WebSecurity(
+        args.web_config_file,
+        args.web,
+        monotonic=loop.time,
+        require_users=open_api and args.api_token_file is None,
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # Handled from the start: SIGHUP's default action would kill the process mid-start.
     reloads = _Reloads()
     loop.add_signal_handler(signal.SIGHUP, reloads.request)
     async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(security)
         if config is None:
             config = await _start_demo(stack)
         if args.storage_path is None:

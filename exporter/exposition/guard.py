@@ -2,16 +2,18 @@
 
 aiohttp has no header-read timeout and no connection cap, and it logs a
 malformed request as an error with a traceback.  A :class:`Guard` is one
-listener's answer, given to its :class:`GuardedSite` as the protocol factory:
+listener's answer, given to its :class:`~exporter.exposition.site.GuardedSite`
+as the protocol factory:
 
 - a connection's first request must bring its headers within
   ``header_timeout`` of the connect, and a later request within
   ``header_timeout`` of its first byte (between requests, aiohttp's keep-alive
   timeout is the idle timeout), else the connection is closed (slowloris);
-- at ``max_connections`` open connections, a new one takes the place of the
-  oldest that is not running a request (still sending its headers, or idle
-  between requests), so a crowd of slow clients cannot lock Prometheus out;
-  only when every one is busy is the new one closed at once;
+- at ``max_connections`` open connections (TLS handshakes running count), a
+  new one takes the place of the oldest that is not running a request (still
+  sending its headers, idle between requests, or still in its handshake), so a
+  crowd of slow clients cannot lock Prometheus out; only when every one is
+  busy is the new one closed at once;
 - a request aiohttp cannot parse is a client error: counted, answered in the
   listener's own error format, and told in at most one ``info`` line a minute,
   never a traceback (a handler that crashes is still logged as the bug it is);
@@ -32,8 +34,6 @@ from typing import Protocol
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-
-from exporter.exposition.websecurity import ServerTLS
 
 LOG = logging.getLogger("exporter.http")
 
@@ -132,7 +132,8 @@ class Guard:
         self.open = 0
         # Connections not running a request, oldest first: the ones a newcomer may replace.
         self._idle: dict[_GuardedHandler, None] = {}
-        self._handshakes: set[asyncio.Task[None]] = set()
+        # TLS handshakes running, oldest first, with their connections.
+        self._handshakes: dict[asyncio.Task[None], asyncio.Transport] = {}
         self._unreported = 0
         self._next_log = 0.0
         stats.http_listener(name, DROP_REASONS)
@@ -143,15 +144,35 @@ class Guard:
         app.on_response_prepare.append(_server_header)
 
     def protocol(self, server: web.Server) -> asyncio.BaseProtocol:
-        """A protocol for one new connection: a guarded handler, or a refusal when full."""
-        if self.open >= self.limits.max_connections:
-            if not self._idle:
-                return _Refused(self)
+        """A protocol for one new plain connection: a guarded handler, or a refusal when full."""
+        return self.handler(server) if self.admit() else Refused(self)
+
+    def handler(self, server: web.Server) -> RequestHandler:
+        """A guarded handler for a connection already admitted (a TLS one, after its handshake)."""
+        return _GuardedHandler(server, guard=self)
+
+    def admit(self) -> bool:
+        """Make room for one more connection, if any can be made; whether there is room.
+
+        At the cap, the oldest connection not running a request goes (idle, or still
+        sending its headers), else the oldest TLS handshake; when all are busy, none.
+        """
+        if self.open + len(self._handshakes) < self.limits.max_connections:
+            return True
+        if self._idle:
             oldest = next(iter(self._idle))
             self.idle(oldest, idle=False)
             self.dropped("evicted")
             oldest.force_close()
-        return _GuardedHandler(server, guard=self)
+            return True
+        if self._handshakes:
+            task, transport = next(iter(self._handshakes.items()))
+            del self._handshakes[task]
+            self.dropped("evicted")
+            task.cancel()
+            transport.abort()
+            return True
+        return False
 
     def idle(self, handler: _GuardedHandler, *, idle: bool) -> None:
         """Whether ``handler`` may be replaced by a newcomer (not running a request)."""
@@ -177,14 +198,14 @@ class Guard:
             self._next_log = now + LOG_EVERY
         return self._error_response(status, reason)
 
-    def handshake(self, work: Coroutine[None, None, None]) -> None:
-        """Run a TLS handshake in a task of its own, cancelled by :meth:`close`."""
+    def handshake(self, work: Coroutine[None, None, None], transport: asyncio.Transport) -> None:
+        """Run a TLS handshake in a task of its own; it counts against the cap until done."""
         task = asyncio.get_running_loop().create_task(work)
-        self._handshakes.add(task)
+        self._handshakes[task] = transport
         task.add_done_callback(self._handshake_done)
 
     def _handshake_done(self, task: asyncio.Task[None]) -> None:
-        self._handshakes.discard(task)
+        self._handshakes.pop(task, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             LOG.error("accepting a TLS connection failed", exc_info=exc)
 
@@ -209,23 +230,23 @@ class Guard:
         proto = request.protocol
         if isinstance(proto, _GuardedHandler):
             proto.request_started()
-        if request.version.major != 1:  # "HTTP/2.0" in plain text: aiohttp would play along
-            self._stats.http_bad_request(self.name)
-            return self._error_response(505, "only HTTP/1.0 and HTTP/1.1 are served")
         try:
+            if request.version.major != 1:  # "HTTP/2.0" in plain text: aiohttp would play along
+                return self.bad_request(505, "only HTTP/1.0 and HTTP/1.1 are served")
             return await handler(request)
         finally:
             if isinstance(proto, _GuardedHandler):
                 proto.request_done()
 
 
-class _Refused(asyncio.Protocol):
+class Refused(asyncio.Protocol):
     """A connection beyond the cap: closed as soon as it is made."""
 
     def __init__(self, guard: Guard) -> None:
         self._guard = guard
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count it and close it."""
         self._guard.dropped("max_connections")
         transport.close()
 
@@ -311,109 +332,3 @@ class _GuardedHandler(RequestHandler):
         if not self._busy:
             self._guard.dropped("header_timeout")
             self.force_close()
-
-
-class _TLSAccept(asyncio.Protocol):
-    """A new connection while its TLS handshake runs, with the context in force right now.
-
-    Choosing the context per connection (``loop.start_tls``) instead of once per
-    listening socket is what lets a rotated certificate or CA reach new
-    connections without a restart.  The handshake gets no longer than a
-    request's headers; then the connection is handed to a guarded handler.
-    """
-
-    def __init__(self, guard: Guard, server: web.Server, tls: ServerTLS) -> None:
-        self._guard = guard
-        self._server = server
-        self._tls = tls
-        self._early: list[bytes] = []  # bytes decrypted before the handler took over
-        self._eof = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._guard.handshake(self._handshake(transport))
-
-    def data_received(self, data: bytes) -> None:
-        self._early.append(data)
-
-    def eof_received(self) -> bool | None:
-        self._eof = True
-        return None
-
-    async def _handshake(self, transport: asyncio.BaseTransport) -> None:
-        guard = self._guard
-        try:
-            secured = await asyncio.get_running_loop().start_tls(
-                transport,  # type: ignore[arg-type]  # a server transport is a WriteTransport
-                self,
-                self._tls.context,
-                server_side=True,
-                ssl_handshake_timeout=guard.limits.header_timeout,
-            )
-        except (OSError, TimeoutError):  # ssl.SSLError and a reset are OSErrors
-            guard.dropped("tls_handshake")
-            transport.abort()  # type: ignore[attr-defined]  # a TCP transport has abort()
-            return
-        if secured is None:  # the client went while it ran
-            return
-        if not self._tls.allows(secured.get_extra_info("peercert")):
-            guard.dropped("tls_client")
-            secured.abort()
-            return
-        handler = guard.protocol(self._server)
-        secured.set_protocol(handler)
-        handler.connection_made(secured)
-        if isinstance(handler, _GuardedHandler):
-            for data in self._early:
-                handler.data_received(data)
-            if self._eof:
-                handler.eof_received()
-
-
-class GuardedSite(web.BaseSite):
-    """A TCP site whose connections go through a :class:`Guard`, over TLS when ``tls()`` says.
-
-    ``tls`` is asked for each new connection, so TLS follows the web config as it changes.
-    """
-
-    __slots__ = ("_guard", "_host", "_port", "_tls")
-
-    def __init__(
-        self,
-        runner: web.BaseRunner,
-        host: str | None,
-        port: int,
-        *,
-        guard: Guard,
-        tls: Callable[[], ServerTLS | None] | None = None,
-    ) -> None:
-        super().__init__(runner)
-        self._host = host
-        self._port = port
-        self._guard = guard
-        self._tls = tls
-
-    @property
-    def name(self) -> str:
-        """How the site is shown (as aiohttp's own sites are)."""
-        return f"http://{self._host or '*'}:{self._port}"
-
-    async def start(self) -> None:
-        """Bind and serve."""
-        await super().start()
-        server = self._runner.server
-        if server is None:  # pragma: no cover - BaseSite refuses a runner without one
-            raise RuntimeError("the runner is not set up")
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: self._accept(server), self._host, self._port, backlog=self._backlog
-        )
-
-    async def stop(self) -> None:
-        """Stop listening and abandon handshakes still running."""
-        await super().stop()
-        await self._guard.close()
-
-    def _accept(self, server: web.Server) -> asyncio.BaseProtocol:
-        tls = self._tls() if self._tls is not None else None
-        if tls is None:
-            return self._guard.protocol(server)
-        return _TLSAccept(self._guard, server, tls)

@@ -17,12 +17,12 @@ from aiohttp import web
 from exporter.exposition.guard import (
     ErrorResponse,
     Guard,
-    GuardedSite,
     HttpLimits,
     HttpStats,
     Uncounted,
     plain_error,
 )
+from exporter.exposition.site import GuardedSite
 from exporter.exposition.websecurity import WebSecurity
 
 LOG = logging.getLogger(__name__)
@@ -90,15 +90,16 @@ class Listener:
         if self._runner is not None:
             raise RuntimeError("already serving: close() first")
         app = self._make_app()
-        self.guard.prepare(app)
         security = self._security
         if security is not None:
+            # Outermost, so a request waiting for its bcrypt check is not yet a busy one.
             security.prepare(
                 app,
                 open_paths=self._open_paths,
                 error_response=self._error_response,
                 bypass=self._bypass,
             )
+        self.guard.prepare(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         try:
             await runner.setup()  # runs the app's startup hooks

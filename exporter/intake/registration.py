@@ -183,8 +183,9 @@ class JobsApiServer(Listener):
             expected = self._secrets.get(self._token)
         except AuthError:
             raise ApiError(503, "the API token file cannot be read") from None
-        sent = request.headers.get("Authorization", "")
-        if not expected or not hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        right = scheme.lower() == "bearer" and hmac.compare_digest(sent.encode(), expected.encode())
+        if not expected or not right:
             raise ApiError(401, "missing or wrong bearer token")
 
     async def _dispatch(self, request: web.Request) -> web.Response:

@@ -292,3 +292,23 @@ def test_printable_flattens_and_bounds_what_a_client_sent() -> None:
     """Control bytes become spaces, runs of spaces one, and the text is cut with an ellipsis."""
     assert printable('Bad\x00line\n\t "x"') == 'Bad line "x"'
     assert printable("é" + "a" * 200, limit=10) == "aaaaaaa..."
+
+
+async def test_a_505_leaves_its_kept_alive_connection_replaceable(
+    serve: ServeFactory, stats: Stats
+) -> None:
+    """An HTTP/2.0 request line is answered 505 and its connection is no busier than idle."""
+    limits = HttpLimits(header_timeout=30.0, max_connections=1)
+    async with serve(limits=limits) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(b"GET / HTTP/2.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert head.startswith(b"HTTP/2.0 505 ")
+        r2, w2 = await connect(listener.port)
+        w2.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await closed_by_server(r2)).endswith(b"ok")
+        await closed_by_server(reader)  # the 505's body, then the eviction's close
+        writer.close()
+        w2.close()
+    assert stats.dropped == [("metrics", "evicted")]
+    assert stats.bad == ["metrics"]

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 import ssl
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -16,9 +17,15 @@ from aiohttp import web
 
 from exporter.clock import FakeClock
 from exporter.config.web import WebConfig, load_web_config
-from exporter.exposition.guard import plain_error
+from exporter.exposition.guard import HttpLimits, plain_error
 from exporter.exposition.listener import Listener
-from exporter.exposition.websecurity import RECHECK_SECONDS, ServerTLS, WebSecurity
+from exporter.exposition.websecurity import (
+    CACHE_SIZE,
+    MAX_PENDING,
+    RECHECK_SECONDS,
+    ServerTLS,
+    WebSecurity,
+)
 from tests.polling.test_client_tls import Pem, issue, make_ca
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
@@ -49,7 +56,7 @@ def app() -> web.Application:
     return a
 
 
-Serve = Callable[[WebSecurity], AbstractAsyncContextManager[Listener]]
+Serve = Callable[..., AbstractAsyncContextManager[Listener]]
 
 
 @pytest.fixture
@@ -57,14 +64,20 @@ def serve() -> Serve:
     """A listener on port 0 guarded by a web security, for an ``async with``."""
 
     @asynccontextmanager
-    async def run(security: WebSecurity) -> AsyncIterator[Listener]:
-        async with Listener(
-            app,
-            host="127.0.0.1",
-            port=0,
-            security=security,
-            open_paths=frozenset({"/healthz"}),
-        ) as listener:
+    async def run(
+        security: WebSecurity, limits: HttpLimits | None = None
+    ) -> AsyncIterator[Listener]:
+        async with (
+            security,
+            Listener(
+                app,
+                host="127.0.0.1",
+                port=0,
+                security=security,
+                open_paths=frozenset({"/healthz"}),
+                limits=limits,
+            ) as listener,
+        ):
             yield listener
 
     return run
@@ -120,6 +133,13 @@ def security_of(path: Path, clock: FakeClock) -> WebSecurity:
     return WebSecurity(str(path), load_web_config(str(path)), monotonic=clock.monotonic)
 
 
+async def after_recheck(security: WebSecurity, clock: FakeClock) -> None:
+    """Let the recheck interval pass and a reload it starts (in a thread) finish."""
+    clock.advance(RECHECK_SECONDS)
+    security.refresh()
+    await security.settle()
+
+
 async def test_basic_auth_lets_the_right_password_in_and_keeps_probes_open(
     serve: Serve, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -136,6 +156,10 @@ async def test_basic_auth_lets_the_right_password_in_and_keeps_probes_open(
             "401 Unauthorized"
         )
         assert (await get(listener.port, auth="Basic !!!"))[0].endswith("401 Unauthorized")
+        # Not ASCII: no user, not a crash (a 500 and a traceback would be log amplification).
+        assert (await get(listener.port, auth="Basic \u00e9t\u00e9"))[0].endswith(
+            "401 Unauthorized"
+        )
         assert (await get(listener.port, auth=basic("prometheus", "s3cret")))[
             0
         ] == "HTTP/1.1 200 OK"
@@ -170,13 +194,14 @@ async def test_tls_serves_the_certificate_and_a_rotated_one_to_new_connections(
         f"tls_server_config: {{cert_file: {server.cert}, key_file: {server.key}}}\n",
     )
     tls = client_tls(pki["ca"])
-    async with serve(security_of(path, clock)) as listener:
+    security = security_of(path, clock)
+    async with serve(security) as listener:
         status, _, peer = await get(listener.port, tls=tls)
         assert status == "HTTP/1.1 200 OK"
         first = peer["serialNumber"]
         server.cert.write_bytes(pki["rotated"].cert.read_bytes())
         server.key.write_bytes(pki["rotated"].key.read_bytes())
-        clock.advance(RECHECK_SECONDS)
+        await after_recheck(security, clock)
         status, _, peer = await get(listener.port, tls=tls)
         assert status == "HTTP/1.1 200 OK"
         assert peer["serialNumber"] != first
@@ -198,14 +223,15 @@ async def test_client_certificates_are_required_and_their_sans_checked(
         f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {ca.cert}\n"
     )
     path = write(tmp_path / "web.yml", text)
-    async with serve(security_of(path, clock)) as listener:
+    security = security_of(path, clock)
+    async with serve(security) as listener:
         assert (await get(listener.port, tls=client_tls(ca, pki["client"])))[0] == "HTTP/1.1 200 OK"
         assert await refused(listener.port, client_tls(ca)) is True
         write(path, text + "  client_allowed_sans: [scraper.example]\n")
-        clock.advance(RECHECK_SECONDS)
+        await after_recheck(security, clock)
         assert await refused(listener.port, client_tls(ca, pki["client"])) is True
         write(path, text + "  client_allowed_sans: [127.0.0.1]\n")
-        clock.advance(RECHECK_SECONDS)
+        await after_recheck(security, clock)
         assert (await get(listener.port, tls=client_tls(ca, pki["client"])))[0] == "HTTP/1.1 200 OK"
 
 
@@ -214,10 +240,11 @@ async def test_a_broken_new_web_config_keeps_the_last_good_one_with_one_line(
 ) -> None:
     """A change that does not load is told once; the old users keep working."""
     path = write(tmp_path / "web.yml", f"basic_auth_users:\n  prometheus: {HASH}\n")
-    async with serve(security_of(path, clock)) as listener:
+    security = security_of(path, clock)
+    async with serve(security) as listener:
         write(path, "basic_auth_users:\n  prometheus: plaintext\n")
         for _ in range(3):
-            clock.advance(RECHECK_SECONDS)
+            await after_recheck(security, clock)
             assert (await get(listener.port, auth=basic("prometheus", "s3cret")))[
                 0
             ] == "HTTP/1.1 200 OK"
@@ -260,3 +287,133 @@ def test_plain_means_no_tls_and_no_users(clock: FakeClock) -> None:
     assert security.tls() is None
     assert security.authenticates is False
     assert plain_error(401, "x").status == 401
+
+
+async def test_a_flood_of_new_guesses_is_refused_unchecked_and_keeps_the_good_verdict(
+    clock: FakeClock,
+) -> None:
+    """At most MAX_PENDING checks run at once; a thousand wrong ones do not evict the right one."""
+    release = threading.Event()
+    calls: list[bytes] = []
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        if password.startswith(b"slow"):
+            release.wait(WAIT)
+        return password == b"s3cret"
+
+    web_config = WebConfig(basic_auth_users=(("u", HASH),))
+    async with WebSecurity(None, web_config, monotonic=clock.monotonic, checkpw=checkpw) as sec:
+        assert await sec.authenticate(basic("u", "s3cret")) == "u"
+        slow = [
+            asyncio.ensure_future(sec.authenticate(basic("u", f"slow{n}")))
+            for n in range(MAX_PENDING)
+        ]
+        await asyncio.sleep(0)
+        assert await sec.authenticate(basic("u", "one more")) is None  # refused unchecked
+        release.set()
+        assert await asyncio.gather(*slow) == [None] * MAX_PENDING
+        for n in range(CACHE_SIZE + 10):
+            assert await sec.authenticate(basic("u", f"guess{n}")) is None
+        checked = len(calls)
+        assert await sec.authenticate(basic("u", "s3cret")) == "u"
+        assert len(calls) == checked  # still cached
+    assert b"one more" not in calls
+
+
+async def test_passwords_are_cut_at_bcrypts_72_bytes(clock: FakeClock) -> None:
+    """As htpasswd and Go: a longer password is checked by its first 72 bytes."""
+    long = b"p" * 72
+    hashed = bcrypt.hashpw(long, bcrypt.gensalt(4)).decode()
+    web_config = WebConfig(basic_auth_users=(("u", hashed),))
+    async with WebSecurity(None, web_config, monotonic=clock.monotonic) as sec:
+        assert await sec.authenticate(basic("u", "p" * 80)) == "u"
+        assert await sec.authenticate(basic("u", "p" * 71)) is None
+
+
+async def test_tls_handshakes_count_against_the_cap_and_the_oldest_gives_way(
+    serve: Serve, tmp_path: Path, clock: FakeClock, pki: dict[str, Pem]
+) -> None:
+    """Two connections that never start TLS fill a cap of 2; a real client evicts the oldest."""
+    server = pki["server"]
+    path = write(
+        tmp_path / "web.yml",
+        f"tls_server_config: {{cert_file: {server.cert}, key_file: {server.key}}}\n",
+    )
+    limits = HttpLimits(max_connections=2, header_timeout=30.0)
+    async with serve(security_of(path, clock), limits) as listener:
+        mute = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(2)]
+        await asyncio.sleep(0.05)  # both accepted and in their handshakes on the server's side
+        status, _, _ = await get(listener.port, tls=client_tls(pki["ca"]))
+        assert status == "HTTP/1.1 200 OK"
+        assert await asyncio.wait_for(mute[0][0].read(), WAIT) == b""  # the oldest went
+        for _, w in mute:
+            w.close()
+
+
+async def test_a_refused_version_is_tried_again_until_its_certificate_arrives(
+    tmp_path: Path, clock: FakeClock, pki: dict[str, Pem], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config naming a certificate not there yet is refused once, then taken when it comes."""
+    server = pki["server"]
+    path = write(
+        tmp_path / "web.yml",
+        f"tls_server_config: {{cert_file: {server.cert}, key_file: {server.key}}}\n",
+    )
+    later = tmp_path / "later.pem"
+    async with security_of(path, clock) as security:
+        write(path, f"tls_server_config: {{cert_file: {later}, key_file: {server.key}}}\n")
+        for _ in range(3):
+            await after_recheck(security, clock)
+        assert security.config.tls is not None
+        assert security.config.tls.cert_file == str(server.cert)
+        later.write_bytes(server.cert.read_bytes())
+        await after_recheck(security, clock)
+        assert security.config.tls.cert_file == str(later)
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(refused) == 1
+    assert refused[0].startswith("web config change refused, the last good one stays: ")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("tls", "{}", False, "turning TLS on or off takes a restart"),
+        ("{}", "tls", False, "turning TLS on or off takes a restart"),
+        ("users", "{}", True, "basic_auth_users cannot be emptied while the registration API"),
+    ],
+)
+async def test_a_reload_may_not_drop_protection_the_start_set_up(
+    tmp_path: Path,
+    clock: FakeClock,
+    pki: dict[str, Pem],
+    caplog: pytest.LogCaptureFixture,
+    case: tuple[str, str, bool, str],
+) -> None:
+    """TLS stays on or off until a restart; users the open API relies on stay."""
+    start, change, require_users, why = case
+    server = pki["server"]
+    docs = {
+        "{}": "{}\n",
+        "tls": f"tls_server_config: {{cert_file: {server.cert}, key_file: {server.key}}}\n",
+        "users": f"basic_auth_users: {{u: '{HASH}'}}\n",
+    }
+    path = write(tmp_path / "web.yml", docs[start])
+    first = load_web_config(str(path))
+    async with WebSecurity(
+        str(path), first, monotonic=clock.monotonic, require_users=require_users
+    ) as security:
+        write(path, docs[change])
+        await after_recheck(security, clock)
+        assert security.config == first
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(refused) == 1
+    assert why in refused[0]
+
+
+def test_ip_sans_match_however_they_are_written() -> None:
+    """``2001:db8::1`` allows the certificate OpenSSL shows as ``2001:DB8:0:0:0:0:0:1``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert = {"subjectAltName": (("IP Address", "2001:DB8:0:0:0:0:0:1"),)}
+    assert ServerTLS(ctx, frozenset({"2001:db8::1"})).allows(cert) is True
+    assert ServerTLS(ctx, frozenset({"2001:db8::2"})).allows(cert) is False

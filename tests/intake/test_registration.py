@@ -324,3 +324,17 @@ async def test_either_the_bearer_token_or_basic_auth_lets_a_request_in(
             async with http.get(url, headers=headers) as resp:
                 assert resp.status == status, headers
                 assert resp.content_type == "application/json"
+
+
+async def test_the_bearer_scheme_is_case_insensitive(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]],
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+) -> None:
+    """``bearer TOKEN`` is as good as ``Bearer TOKEN`` (RFC 9110: schemes ignore case)."""
+    token = tmp_path / "token"
+    token.write_text("t0ken")
+    _, base = await make_api(token_file=str(token))
+    for value, status in (("bearer t0ken", 200), ("BEARER t0ken", 200), ("Bearer t0ke", 401)):
+        async with http.get(f"{base}/jobs", headers={"Authorization": value}) as resp:
+            assert resp.status == status, value
