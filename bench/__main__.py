@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import hostile, jobspage, live, polls, report, scrapes
+from bench import hostile, jobspage, live, policy, policyreport, polls, report, scrapes
 
 SECTIONS = (
     "scrapes",
@@ -31,8 +31,11 @@ SECTIONS = (
     "churn",
     "startup",
     "hostile",
+    "policy",
 )
 RESULTS = Path(__file__).parent / "results"
+# The full run's policy plot is the one docs/performance.md shows; --quick keeps its own.
+PLOT = Path(__file__).parent.parent / "docs" / "polling-policy.png"
 
 
 def machine() -> dict[str, Any]:
@@ -123,8 +126,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         now = time.time()
         out["slowloris"] = await hostile.slowloris(10_000, seed=seed, now=now)
         out["concurrent_scrapes"] = await hostile.concurrent(10_000, seed=seed, now=now)
+    if "policy" in args.only:
+        plot = args.out / "polling-policy-quick.png" if quick else PLOT
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        out["policy"] = await policy.section(quick=quick, seed=seed, plot_to=plot)
     out["duration_s"] = round(time.perf_counter() - started, 1)
     out["targets"] = report.targets(out) + jobspage.targets(out.get("page"))
+    out["targets"] += policyreport.targets(out.get("policy"), out.get("polls"))
     return out
 
 
@@ -135,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in jobspage.lines(results.get("page")):
         print(line)
+    if "policy" in results:
+        print(policyreport.table(results["policy"]) + "\n")
     print(report.table(results))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

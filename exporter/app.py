@@ -87,7 +87,11 @@ class Exporter:
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
         self._pool = SourcePool(
-            registry=REGISTRY, stats=self.stats, clock=self._clock, rng=self._rng
+            registry=REGISTRY,
+            stats=self.stats,
+            clock=self._clock,
+            rng=self._rng,
+            plan_stats=self.stats,
         )
         self.watchlist = Watchlist(
             self.table, self._pool.runtimes, rng=self._rng, max_jobs_per_source=max_jobs_per_source
@@ -136,7 +140,7 @@ class Exporter:
             pool.runtimes, self.table, clock=self._clock, rng=self._rng, stats=self.stats
         )
         scheduler: Scheduler[JobKey] = Scheduler(
-            poller.poll, clock=self._clock, max_concurrency=g.max_concurrency
+            poller.poll, clock=self._clock, max_concurrency=g.max_concurrency, lanes=pool.lane
         )
         self._scheduler = await self._stack.enter_async_context(scheduler)
         self._watch_task(scheduler.loop_task)
@@ -283,6 +287,7 @@ class Exporter:
             n += 1
             self.watchlist.expire(self._clock.time())
             self._dir_jobs.prune()
+            self.stats.set_budgets(self._pool.budgets(self._clock.monotonic()))
             if n % PROCESS_SAMPLE_EVERY == 0:
                 self.stats.sample_process()
 

@@ -12,6 +12,7 @@ from exporter.config._yaml import ConfigError
 from exporter.config.durations import format_duration, parse_duration
 from exporter.config.loader import load_config, parse_config
 from exporter.config.model import (
+    AdaptivePolling,
     Authorization,
     BasicAuth,
     Config,
@@ -27,6 +28,7 @@ from exporter.config.model import (
 
 __all__ = [
     "RESERVED_LABELS",
+    "AdaptivePolling",
     "Authorization",
     "BasicAuth",
     "Config",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from yaml.nodes import Node
 
+from exporter.config._adaptive import build_adaptive, resolve
 from exporter.config._jobs import build_jobs, reserved_labels
 from exporter.config._nodes import Fields, Walker, line_of, quote
 from exporter.config._security import build_auth, build_headers, build_tls
@@ -25,6 +26,7 @@ _SOURCE_KEYS = (
     "errors_refresh",
     "max_requests_per_second",
     "poll_interval",
+    "adaptive_polling",
     "authorization",
     "basic_auth",
     "oauth2",
@@ -112,6 +114,10 @@ def _source(
         http_headers=headers,
         tls_config=fields.read("tls_config", lambda node, at: build_tls(walker, node, at, name)),
         signature=build_signature(walker, fields, spec, registry, headers),
+        adaptive_polling=resolve(
+            fields.read("adaptive_polling", lambda node, at: build_adaptive(walker, node, at)),
+            global_.adaptive_polling,
+        ),
     )
 
 

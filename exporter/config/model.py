@@ -107,6 +107,18 @@ class JobConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdaptivePolling:
+    """``adaptive_polling``: each job's next poll is planned within these bounds (seconds).
+
+    ``min_interval`` is the soonest one job is asked again, ``max_interval`` the
+    latest (as long as the source's ``max_requests_per_second`` allows it at all).
+    """
+
+    min_interval: float
+    max_interval: float
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalConfig:
     """Defaults for every source; durations are seconds."""
 
@@ -116,6 +128,8 @@ class GlobalConfig:
     finished_job_retention: float = 3600.0
     # A directory whose *.yaml / *.txt files list more jobs; resolved like other file keys.
     watch_dir: str | None = None
+    # The default of every source that does not set its own; None: fixed intervals.
+    adaptive_polling: AdaptivePolling | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,9 @@ class SourceConfig:
     ``path_params`` (e.g. ``{report_type}``); ``base_url`` ends with ``/``.
     ``poll_interval`` is resolved against the global default.  ``signature``
     is set from the API's ``signature_key`` (``evocalize_signature``).
+    ``adaptive_polling`` is the source's own or else the global one; ``None``
+    polls every ``poll_interval``, and with it ``poll_interval`` only spreads
+    the first polls.
     """
 
     name: str
@@ -145,6 +162,7 @@ class SourceConfig:
     http_headers: tuple[Header, ...] = ()
     tls_config: TLSConfig | None = None
     signature: RequestSignature | None = None
+    adaptive_polling: AdaptivePolling | None = None
 
 
 @dataclass(frozen=True, slots=True)

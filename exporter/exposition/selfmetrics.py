@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
@@ -17,6 +18,8 @@ from exporter import __version__
 
 # Vendor APIs answer in tens of milliseconds to seconds; timeouts default to 10 s.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A plan is met within the loop's tick or missed by up to a budget's stretch of max_interval.
+PLAN_LATENESS_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
 class SelfMetrics:
@@ -75,6 +78,27 @@ class SelfMetrics:
             ["listener"],
             registry=registry,
         )
+        self._plan_lateness = Histogram(
+            "batchjob_exporter_poll_plan_lateness_seconds",
+            "How late adaptive polls started against their plan (a budget's queue included).",
+            ["source"],
+            buckets=PLAN_LATENESS_BUCKETS,
+            registry=registry,
+        )
+        self._budget_used = Gauge(
+            "batchjob_exporter_budget_used_ratio",
+            "Requests sent over the last minute, divided by max_requests_per_second times 60.",
+            ["source"],
+            registry=registry,
+        )
+        self._budget_stretch = Gauge(
+            "batchjob_exporter_budget_stretch_ratio",
+            "Requests per second an adaptive source's plans ask for, over its budget; at least "
+            "1: 1 when every job gets its plan, 2 when the budget affords half of it.",
+            ["source"],
+            registry=registry,
+        )
+        self._budgeted: set[str] = set()  # sources with budget series
         self.config_reload_ok = Gauge(
             "batchjob_exporter_config_last_reload_successful",
             "Whether the last configuration load succeeded.",
@@ -112,7 +136,12 @@ class SelfMetrics:
                 self._requests.remove(gone, code)
             for reason in self._reasons.pop(gone, ()):
                 self._poll_failures.remove(gone, reason)
-            for metric in (self._latency, self._rate_limited, self._rate_limited_seconds):
+            for metric in (
+                self._latency,
+                self._rate_limited,
+                self._rate_limited_seconds,
+                self._plan_lateness,
+            ):
                 with contextlib.suppress(KeyError):  # never created
                     metric.remove(gone)
         self._gone -= names
@@ -142,6 +171,27 @@ class SelfMetrics:
         if source in self._gone:
             return
         self._rate_limited_seconds.labels(source).inc(seconds)
+
+    def plan_lateness(self, source: str, seconds: float) -> None:
+        """Observe how late one adaptive poll started against its plan."""
+        if source in self._gone:
+            return
+        self._plan_lateness.labels(source).observe(seconds)
+
+    def set_budgets(self, budgets: Mapping[str, tuple[float, float | None]]) -> None:
+        """Set each budgeted source's used and (adaptive) stretch ratios; drop the others'."""
+        for gone in self._budgeted - set(budgets):
+            for metric in (self._budget_used, self._budget_stretch):
+                with contextlib.suppress(KeyError):  # a fixed source has no stretch
+                    metric.remove(gone)
+        for source, (used, stretch) in budgets.items():
+            self._budget_used.labels(source).set(used)
+            if stretch is None:
+                with contextlib.suppress(KeyError):  # it was adaptive before a reload
+                    self._budget_stretch.remove(source)
+            else:
+                self._budget_stretch.labels(source).set(stretch)
+        self._budgeted = set(budgets)
 
     def poll_failed(self, source: str, reason: str) -> None:
         """Count one failed poll."""

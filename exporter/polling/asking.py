@@ -91,7 +91,12 @@ class SourceRequests:
 
     @staticmethod
     def _after(src: Src, wait: float) -> float:
-        """When to come back: after ``wait``, spread so waiting jobs do not return at once."""
+        """When to come back: after ``wait``, spread so waiting jobs do not return at once.
+
+        A budgeted source's returning polls queue in its budget, which meters them.
+        """
+        if src.budget is not None:
+            return wait
         return src.gate.spread(wait, min(src.interval, SPREAD_MAX))
 
     async def _send(self, src: Src, url: URL) -> Response:

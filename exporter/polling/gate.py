@@ -18,6 +18,8 @@ LOG = logging.getLogger(__name__)
 # A Retry-After longer than a day is almost certainly a vendor bug; it is still honoured
 # up to this bound so a typo cannot silence a source for a year.
 MAX_RETRY_AFTER = 86_400.0
+# Requests sent are counted per second over this many seconds, for the budget's use.
+WINDOW = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,9 @@ class SourceGate:
         self._reason = "backoff"
         self._next_slot = 0.0
         self.failures = 0
+        # Requests let through, per second of the last WINDOW: counts and the second each is of.
+        self._sent = [0] * WINDOW
+        self._second = [-1] * WINDOW
 
     @property
     def max_rate(self) -> float | None:
@@ -114,7 +119,21 @@ class SourceGate:
         if self._next_slot > now:
             return self._next_slot - now
         self._next_slot = now + self._interval
+        second = int(now)
+        slot = second % WINDOW
+        if self._second[slot] != second:
+            self._second[slot], self._sent[slot] = second, 0
+        self._sent[slot] += 1
         return 0.0
+
+    def slot_in(self, now: float) -> float:
+        """How long until :meth:`acquire` would let a request through; takes nothing."""
+        return max(self.closed_for(now), self._next_slot - now, 0.0)
+
+    def sent_last_minute(self, now: float) -> int:
+        """Requests let through in the last :data:`WINDOW` seconds (this one included)."""
+        oldest = int(now) - WINDOW
+        return sum(n for n, second in zip(self._sent, self._second, strict=True) if second > oldest)
 
     def retry_after(self, now: float, seconds: float | None) -> float:
         """Close the gate for the vendor's ``Retry-After`` or, without one, a backoff.

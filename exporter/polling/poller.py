@@ -66,10 +66,15 @@ class Poller:
     async def poll(self, key: JobKey) -> float | None:
         """Poll ``key`` once; the delay until the next poll, or ``None`` to stop."""
         entry = self._table.get(key)
-        if entry is None:
+        src = self._sources.get(key[0])
+        if entry is None or src is None:
             self._reads.pop(key, None)
+            if src is not None and src.plan is not None:
+                src.plan.forget(key[1])
             return None
-        src = self._sources[key[0]]
+        plan = src.plan
+        if plan is not None:
+            plan.started(key[1], self._clock.monotonic())
         try:
             delay = await self._poll(entry, src)
         except Deferred as deferred:
@@ -81,6 +86,11 @@ class Poller:
             failures = self._table.record_failure(key, failed.reason)
             self._stats.poll_failed(key[0], failed.reason)
             delay = failed.retry_in
+            if plan is not None:
+                # The plan notes the failure; a Retry-After or backoff still decides when.
+                backoff = self._job_backoff.delay(failures, self._rng)
+                planned = plan.failed(key[1], now=self._clock.monotonic(), backoff=backoff)
+                return planned if delay is None else delay
             if delay is None:
                 delay = max(src.interval, self._job_backoff.delay(failures, self._rng))
             return delay
@@ -194,7 +204,18 @@ class Poller:
         now = self._clock.time()
         at = now if seen_at is None else seen_at
         entry = self._table.record_success(entry.key, snap, at, expires_from=now)
-        return None if entry.finished else src.interval
+        plan = src.plan
+        if plan is None:
+            return None if entry.finished else src.interval
+        source, job_id = entry.key
+        mono = self._clock.monotonic()
+        if entry.finished:
+            plan.finished(job_id, mono - (now - at))
+            return None
+        if plan.needs_sweep:
+            table = self._table
+            plan.sweep(lambda other: table.get((source, other)) is not None)
+        return plan.succeeded(job_id, snap, now=mono, wall=now, first_seen=entry.first_seen)
 
     def _keep(self, key: JobKey, read: ErrorsRead) -> None:
         if self._table.get(key) is not read.entry:

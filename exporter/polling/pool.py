@@ -15,15 +15,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from exporter.clock import Clock
-from exporter.config import Config, ConfigError, GlobalConfig, SourceConfig
+from exporter.config import AdaptivePolling, Config, ConfigError, GlobalConfig, SourceConfig
+from exporter.jobs.keys import JobKey
+from exporter.polling.budget import Budget
 from exporter.polling.client import RequestStats, SourceClient
-from exporter.polling.gate import Backoff, SourceGate
+from exporter.polling.gate import WINDOW, Backoff, SourceGate
+from exporter.polling.plans import PlanStats, SourcePlan
 from exporter.polling.runtime import SourceRuntime
 from exporter.vendors import ApiSpec
+
+
+def _ignore(seconds: float) -> None:
+    """No sink for how late polls run against their plan."""
+
+
+def new_plan(
+    bounds: AdaptivePolling,
+    spec: ApiSpec,
+    *,
+    rng: random.Random,
+    lateness: Callable[[float], None] = _ignore,
+) -> SourcePlan:
+    """A fresh plan for an adaptive source of ``spec``'s API."""
+    return SourcePlan(bounds, hints=dict(spec.stage_hints), rng=rng, lateness=lateness)
+
+
+def adaptive_parts(
+    src: SourceConfig, spec: ApiSpec, gate: SourceGate, *, rng: random.Random
+) -> tuple[SourcePlan | None, Budget | None]:
+    """A new source's plan (if adaptive) and budget (if rate-capped too), as the pool makes them."""
+    if src.adaptive_polling is None:
+        return None, None
+    plan = new_plan(src.adaptive_polling, spec, rng=rng)
+    plan.rate = src.max_requests_per_second
+    return plan, Budget(gate, plan) if src.max_requests_per_second else None
 
 
 def _settings(src: SourceConfig, g: GlobalConfig) -> tuple[object, ...]:
@@ -44,8 +74,10 @@ class SourcePool:
         stats: RequestStats,
         clock: Clock,
         rng: random.Random,
+        plan_stats: PlanStats | None = None,
     ) -> None:
         self.runtimes: dict[str, SourceRuntime] = {}
+        self._plan_stats = plan_stats
         self._registry = registry
         self._settings: dict[str, tuple[object, ...]] = {}
         self._stats = stats
@@ -56,6 +88,8 @@ class SourcePool:
         # Gates of sources a reload removed, by name: one added back (an edit undone)
         # must still honour a Retry-After window that is in force.
         self._parked: dict[str, tuple[str, SourceGate]] = {}
+        # Plans of sources a reload removed or made fixed: what they learned carries over.
+        self._plans: dict[str, SourcePlan] = {}
 
     async def update(self, config: Config) -> set[str]:
         """Open, replace or close runtimes to match ``config``.
@@ -109,11 +143,58 @@ class SourcePool:
                 gate = SourceGate(
                     max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
                 )
-            self.runtimes[name] = SourceRuntime(
-                self._registry[src.api], client, gate, src.poll_interval
-            )
+            runtime = SourceRuntime(self._registry[src.api], client, gate, src.poll_interval)
+            self._adapt(runtime, src, old, reset=name in reset)
+            self.runtimes[name] = runtime
             self._settings[name] = settings
         return reset
+
+    def _adapt(
+        self, runtime: SourceRuntime, src: SourceConfig, old: SourceRuntime | None, *, reset: bool
+    ) -> None:
+        """Give an adaptive source its plans and, with a rate cap, its budget.
+
+        The plans it had carry over with new bounds (what they learned too), and so
+        does a budget on the same gate, unless its jobs start over.
+        """
+        name = src.name
+        if old is not None and old.plan is not None:
+            self._plans[name] = old.plan
+        if src.adaptive_polling is None:
+            return
+        plan = self._plans.pop(name, None)
+        stats = self._plan_stats
+        lateness = _ignore if stats is None else functools.partial(stats.plan_lateness, name)
+        if plan is None or reset:
+            plan = new_plan(src.adaptive_polling, runtime.spec, rng=self._rng, lateness=lateness)
+        plan.bounds = src.adaptive_polling
+        plan.rate = src.max_requests_per_second
+        runtime.plan = plan
+        if src.max_requests_per_second:
+            budget = old.budget if old is not None else None
+            if budget is None or budget.gate is not runtime.gate:
+                budget = Budget(runtime.gate, plan)
+            budget.plan = plan
+            runtime.budget = budget
+
+    def budgets(self, now: float) -> dict[str, tuple[float, float | None]]:
+        """Each rate-capped source's budget use over the last minute and, if adaptive, stretch.
+
+        The stretch is what the plans ask for over what the budget gives, at least 1.
+        """
+        out: dict[str, tuple[float, float | None]] = {}
+        for name, runtime in self.runtimes.items():
+            rate = runtime.gate.max_rate
+            if rate:
+                used = runtime.gate.sent_last_minute(now) / (rate * WINDOW)
+                plan = runtime.plan
+                out[name] = (used, None if plan is None else plan.stretch)
+        return out
+
+    def lane(self, key: JobKey) -> Budget | None:
+        """The budget a due poll of ``key`` waits in, if its source has one (the scheduler's)."""
+        runtime = self.runtimes.get(key[0])
+        return None if runtime is None else runtime.budget
 
     def _client(self, src: SourceConfig, g: GlobalConfig) -> SourceClient:
         return SourceClient(

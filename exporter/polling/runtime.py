@@ -16,8 +16,10 @@ from yarl import URL
 
 from exporter.config import SourceConfig
 from exporter.model import Response
+from exporter.polling.budget import Budget
 from exporter.polling.client import SourceClient
 from exporter.polling.gate import SourceGate
+from exporter.polling.plans import SourcePlan
 from exporter.vendors.base import ApiSpec
 
 __all__ = ["PollAuth", "PollClient", "Runtime", "SourceRuntime"]
@@ -63,13 +65,20 @@ C_co = TypeVar("C_co", bound=PollClient, covariant=True)
 
 @dataclass(slots=True)
 class Runtime(Generic[C_co]):
-    """What polling one source needs: its API, client, gate and interval."""
+    """What polling one source needs: its API, client, gate and interval.
+
+    An adaptive source has its ``plan``, and with a rate cap also its
+    ``budget`` (the scheduler's lane for it); ``interval`` then only spreads
+    first polls and paces what waits for a listing.
+    """
 
     spec: ApiSpec
     client: C_co
     gate: SourceGate
     interval: float
     auth_failing: bool = False  # credentials refused: said once, until they work again
+    plan: SourcePlan | None = None
+    budget: Budget | None = None
 
 
 # The runtime the pool opens for each configured source.

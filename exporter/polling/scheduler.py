@@ -3,7 +3,9 @@
 The scheduler keeps a heap of due times, not a task per job: 10,000 watched
 jobs cost 10,000 heap entries and at most ``max_concurrency`` live tasks.  It
 knows nothing of vendors: a key is opaque and the work function says when
-that key wants to run again (``None``: never).
+that key wants to run again (``None``: never).  A key whose ``lanes(key)``
+names a :class:`Lane` is handed to it when due, and starts when the lane lets
+it (a budget that meters its keys and picks which goes first).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+import math
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import Generic, Protocol, TypeVar
 
 from exporter.clock import Clock
 
@@ -28,6 +31,33 @@ CRASH_RETRY_DELAY = 60.0
 
 Work = Callable[[K], Awaitable[float | None]]
 ErrorHandler = Callable[[K, BaseException], None]
+
+
+class Lane(Protocol[K]):
+    """Due keys that wait for their turn; the scheduler starts them when the lane says."""
+
+    def offer(self, key: K, seq: int, due: float) -> None:
+        """``key`` (its schedule entry ``seq``) was due at ``due`` and now waits here."""
+        ...
+
+    def ready_in(self, now: float) -> float:
+        """Seconds until a waiting key may start (``inf`` when none waits)."""
+        ...
+
+    def take(self, now: float, current: Callable[[K, int], bool]) -> tuple[int, K] | None:
+        """The waiting key to start now, the first still ``current``; ``None`` if none."""
+        ...
+
+    def waiting(self) -> Iterator[tuple[int, K]]:
+        """The entries that wait."""
+        ...
+
+
+Lanes = Callable[[K], "Lane[K] | None"]
+
+
+def _no_lanes(key: object) -> None:
+    """Every key starts when due."""
 
 
 def _log_crash(key: object, exc: BaseException) -> None:
@@ -49,6 +79,7 @@ class Scheduler(Generic[K]):
         clock: Clock,
         max_concurrency: int,
         on_error: ErrorHandler[K] = _log_crash,
+        lanes: Lanes[K] = _no_lanes,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -56,6 +87,9 @@ class Scheduler(Generic[K]):
         self._clock = clock
         self._max = max_concurrency
         self._on_error = on_error
+        self._lanes = lanes
+        # Lanes that were handed keys, until they are empty (a reload may drop one: it drains).
+        self._laned: dict[Lane[K], None] = {}
         self._heap: list[tuple[float, int, K]] = []
         # A key's current entry is the one whose sequence number is stored here;
         # older heap entries for it are skipped when popped (lazy deletion).
@@ -156,6 +190,9 @@ class Scheduler(Generic[K]):
         for at, entry_seq, entry_key in self._heap:
             if entry_seq == seq and entry_key == key:
                 return at - self._clock.monotonic()
+        for lane in self._laned:
+            if any(entry == (seq, key) for entry in lane.waiting()):
+                return 0.0  # due, waiting for its lane
         return None
 
     async def _run(self) -> None:
@@ -166,19 +203,46 @@ class Scheduler(Generic[K]):
             timeout = HEARTBEAT_INTERVAL
             if self._heap and len(self._running) < self._max:
                 timeout = min(timeout, self._heap[0][0] - now)
+            if self._laned and len(self._running) < self._max:
+                timeout = min(timeout, *(lane.ready_in(now) for lane in self._laned))
             await self._clock.wait(self._wake, timeout)
 
     def _start_due(self, now: float) -> None:
         heap = self._heap
         if self._draining:
             return
+        lanes = self._lanes
         while heap and len(self._running) < self._max and heap[0][0] <= now:
-            _, seq, key = heapq.heappop(heap)
+            at, seq, key = heapq.heappop(heap)
             if self._current.get(key) != seq:
                 continue
-            task = asyncio.create_task(self._run_one(key, seq))
-            self._running[task] = key
-            task.add_done_callback(self._finished)
+            lane = lanes(key)
+            if lane is not None:
+                lane.offer(key, seq, at)
+                self._laned[lane] = None
+                continue
+            self._start(key, seq)
+        if self._laned:
+            self._start_laned(now)
+
+    def _start_laned(self, now: float) -> None:
+        """Start what each lane lets through now; forget lanes left empty."""
+        for lane in list(self._laned):
+            while len(self._running) < self._max and lane.ready_in(now) <= 0:
+                taken = lane.take(now, self._is_current)
+                if taken is None:
+                    break
+                self._start(taken[1], taken[0])
+            if lane.ready_in(now) == math.inf:
+                del self._laned[lane]
+
+    def _is_current(self, key: K, seq: int) -> bool:
+        return self._current.get(key) == seq
+
+    def _start(self, key: K, seq: int) -> None:
+        task = asyncio.create_task(self._run_one(key, seq))
+        self._running[task] = key
+        task.add_done_callback(self._finished)
 
     async def _run_one(self, key: K, seq: int) -> None:
         try:

@@ -11,9 +11,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from exporter.model import ErrorsPage, Response, Snapshot, Status, VendorError
+
+# What a job's stage says of when it ends: "soon" (its last stages), "wait" (may queue long).
+StageHint = Literal["soon", "wait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,10 @@ class ApiSpec:
     key that configures it, and the headers for one request
     (``sign(path, unix_seconds, key_id, secret)``); ``signature_conflicts``
     are header names (lower case) a signed source must not also set in
-    ``http_headers``.
+    ``http_headers``.  ``stage_hints`` say what a running job's
+    ``vendor_status`` (lower case) tells of its end, for adaptive polling:
+    ``"soon"`` (its last stages, e.g. uploading) or ``"wait"`` (queued, may wait
+    long); statuses not listed say nothing.
     """
 
     name: str
@@ -56,6 +62,7 @@ class ApiSpec:
     signature_key: str | None = None
     sign: Callable[[str, int, str, str], tuple[tuple[str, str], ...]] | None = None
     signature_conflicts: frozenset[str] = frozenset()
+    stage_hints: tuple[tuple[str, StageHint], ...] = ()  # (vendor_status, hint) pairs
 
     def error_text(self, response: Response) -> str | None:
         """The vendor's own words from an error answer, bounded, if it sent any."""

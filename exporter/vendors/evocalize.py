@@ -118,6 +118,7 @@ SPEC = ApiSpec(
     errors_while_running=True,  # the errors endpoint lists items as they fail
     info_labels=frozenset(),  # no batchjob_info series
     describe_error=describe_error,
+    stage_hints=(),  # isCompleted says nothing of the end; the counts against totalItems do
     signature_key=SIGNATURE_KEY,
     sign=sign,
     signature_conflicts=SIGNATURE_CONFLICTS,

@@ -94,4 +94,5 @@ SPEC = ApiSpec(
     default_page_token_param="page_token",  # noqa: S106 - a query parameter name
     errors_pending_statuses=frozenset({202}),
     has_errors=failed,
+    stage_hints=(),  # PROCESSING says nothing of the end, and there is no total to count to
 )

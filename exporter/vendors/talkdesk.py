@@ -15,6 +15,7 @@ from __future__ import annotations
 from exporter.model import Response, Snapshot, Status, VendorError
 from exporter.vendors.base import (
     ApiSpec,
+    StageHint,
     bounded,
     load_json_object,
     map_status,
@@ -43,6 +44,14 @@ STATUSES = {
     "CANCELLED": Status.CANCELED,
     "DELETED": Status.DELETED,
 }
+
+# Uploading the file and sending its email are a report's last stages; a created one has
+# not started and may queue for long (adaptive polling reads these).
+STAGE_HINTS: tuple[tuple[str, StageHint], ...] = (
+    ("created", "wait"),
+    ("uploading", "soon"),
+    ("sending", "soon"),
+)
 
 # A redirect whose body says nothing usable: the status code alone means "done".
 LOCATED_SNAPSHOT = Snapshot(status=Status.COMPLETED, vendor_status="done")
@@ -109,4 +118,5 @@ SPEC = ApiSpec(
     ok_statuses=frozenset({200}) | REDIRECTS,
     path_params=("report_type",),
     info_labels=frozenset(INFO_KEYS),
+    stage_hints=STAGE_HINTS,
 )

@@ -151,3 +151,29 @@ def test_state_reason_is_that_of_the_window_that_closes_last() -> None:
     assert gate.state(10.0) == GateState(closed_for=600.0, reason="retry-after", max_rate=2.0)
     gate.failure(20.0)  # a backoff of under a second ends long before the Retry-After
     assert gate.state(20.0) == GateState(closed_for=590.0, reason="retry-after", max_rate=2.0)
+
+
+def test_slot_in_peeks_without_taking_the_slot() -> None:
+    """slot_in says when acquire would let a request through, and takes nothing."""
+    gate = SourceGate(max_rate=2.0, backoff=Backoff(), rng=random.Random(0))
+    assert gate.slot_in(10.0) == 0.0
+    assert gate.acquire(10.0) == 0.0
+    assert gate.slot_in(10.1) == pytest.approx(0.4)
+    assert gate.slot_in(10.1) == pytest.approx(0.4)
+    gate.retry_after(10.1, 30.0)
+    assert gate.slot_in(10.1) == pytest.approx(30.0)
+
+
+def test_sent_last_minute_counts_the_requests_let_through() -> None:
+    """Requests acquire let through, over the last 60 whole seconds; refusals do not count."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
+    for at in (0.0, 0.5, 1.2, 59.9):
+        gate.acquire(at)
+    gate.hold(60.0, 10.0)
+    gate.acquire(60.5)  # refused: not sent
+    assert gate.sent_last_minute(59.9) == 4
+    assert gate.sent_last_minute(60.0) == 2  # second 0 has left the window
+    assert gate.sent_last_minute(61.0) == 1
+    assert gate.sent_last_minute(500.0) == 0
+    gate.acquire(120.0)  # the same slot of the ring as second 0 and 60: counted afresh
+    assert gate.sent_last_minute(120.0) == 1

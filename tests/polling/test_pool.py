@@ -7,7 +7,14 @@ import ssl
 from pathlib import Path
 
 from exporter.clock import FakeClock
-from exporter.config import Config, RequestSignature, Secret, SourceConfig, TLSConfig
+from exporter.config import (
+    AdaptivePolling,
+    Config,
+    RequestSignature,
+    Secret,
+    SourceConfig,
+    TLSConfig,
+)
 from exporter.model import Response, Snapshot, Status
 from exporter.polling.pool import SourcePool
 from exporter.vendors import REGISTRY, ApiSpec
@@ -86,5 +93,89 @@ async def test_the_pool_takes_each_api_from_the_registry_it_is_given(clock: Fake
         assert runtime.client.auth.signed("/jobs/r") == {
             "X-Signed": f"/jobs/r {int(clock.time())} key s3cret"
         }
+    finally:
+        await pool.close()
+
+
+class PlanStats:
+    """Lateness observed per source."""
+
+    def __init__(self) -> None:
+        self.late: list[tuple[str, float]] = []
+
+    def plan_lateness(self, source: str, seconds: float) -> None:
+        """Note one observation."""
+        self.late.append((source, seconds))
+
+
+def _adaptive(**changes: object) -> SourceConfig:
+    """A Talkdesk source with adaptive polling (its stage hints come from the registry)."""
+    settings: dict[str, object] = {
+        "name": "td",
+        "api": "report_job",
+        "base_url": "https://127.0.0.1:9/",
+        "path": "jobs/{id}",
+        "poll_interval": 30.0,
+        "adaptive_polling": AdaptivePolling(5.0, 600.0),
+        **changes,
+    }
+    return SourceConfig(**settings)  # type: ignore[arg-type]
+
+
+async def test_adaptive_sources_get_plans_and_rate_capped_ones_a_budget(clock: FakeClock) -> None:
+    """Plans for adaptive sources, a budget with max_requests_per_second, fixed ones neither."""
+    stats = PlanStats()
+    pool = SourcePool(
+        registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0), plan_stats=stats
+    )
+    fixed = _adaptive(name="fixed", adaptive_polling=None, max_requests_per_second=4.0)
+    try:
+        await pool.update(Config(sources=(_adaptive(), _adaptive(name="capped",
+                                 max_requests_per_second=2.0), fixed)))  # fmt: skip
+        td, capped, plain = (pool.runtimes[name] for name in ("td", "capped", "fixed"))
+        assert td.plan is not None
+        assert (td.budget, plain.plan, plain.budget) == (None, None, None)
+        assert capped.budget is not None
+        assert capped.budget.plan is capped.plan
+        assert pool.lane(("capped", "x")) is capped.budget
+        assert pool.lane(("td", "x")) is None
+        assert pool.lane(("gone", "x")) is None
+        assert capped.plan is not None
+        assert capped.plan.rate == 2.0
+        td.plan.started("j", 0.0)
+        td.plan.succeeded("j", Snapshot(Status.RUNNING, "uploading"), now=0.0, wall=0.0,
+                          first_seen=0.0)  # fmt: skip
+        td.plan.started("j", 9.0)  # planned at min_interval: uploading is a last stage
+        td.plan.succeeded("j", Snapshot(Status.RUNNING, "uploading"), now=9.0, wall=9.0,
+                          first_seen=0.0)  # fmt: skip
+        assert stats.late == [("td", 4.0)]
+        capped.gate.acquire(clock.monotonic())
+        assert pool.budgets(clock.monotonic()) == {"capped": (1 / 120, 1.0), "fixed": (0.0, None)}
+    finally:
+        await pool.close()
+
+
+async def test_a_reload_keeps_the_plans_with_new_bounds(clock: FakeClock) -> None:
+    """New bounds or rate: the same plans (what they learned too) and the same budget."""
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0))
+    try:
+        await pool.update(Config(sources=(_adaptive(max_requests_per_second=2.0),)))
+        before = pool.runtimes["td"]
+        faster = AdaptivePolling(1.0, 60.0)
+        await pool.update(
+            Config(sources=(_adaptive(max_requests_per_second=3.0, adaptive_polling=faster),))
+        )
+        after = pool.runtimes["td"]
+        assert after is not before
+        assert after.plan is before.plan
+        assert after.budget is before.budget
+        assert after.plan is not None
+        assert (after.plan.bounds, after.plan.rate) == (faster, 3.0)
+        await pool.update(Config(sources=(_adaptive(adaptive_polling=None),)))
+        assert pool.runtimes["td"].plan is None  # fixed again; the plans are kept aside
+        await pool.update(Config(sources=(_adaptive(),)))
+        assert pool.runtimes["td"].plan is before.plan
+        await pool.update(Config(sources=(_adaptive(api="batch_import_job"),)))
+        assert pool.runtimes["td"].plan is not before.plan  # another API: its jobs start over
     finally:
         await pool.close()

@@ -1,0 +1,60 @@
+"""A budgeted adaptive source's due polls, waiting for its request budget, best first.
+
+With ``max_requests_per_second`` and ``adaptive_polling``, the scheduler hands
+the source's due polls to its :class:`Budget` instead of starting them.  The
+budget lets one through per request slot of the source's gate, the one that
+buys the most freshness first (:meth:`~exporter.polling.plans.SourcePlan.rank`:
+timed to an estimated finish, never polled or just failed, else the longest
+overdue against its plan), not the oldest in the queue.  A closed gate
+(Retry-After, a backoff, refused credentials) lets nothing through: it always
+wins over any plan.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterator
+
+from exporter.jobs.keys import JobKey
+from exporter.polling.gate import SourceGate
+from exporter.polling.plans import SourcePlan
+
+
+class Budget:
+    """The scheduler's lane for one source: a queue by rank, metered by the gate's rate cap."""
+
+    def __init__(self, gate: SourceGate, plan: SourcePlan) -> None:
+        self.gate = gate
+        self.plan = plan
+        self._heap: list[tuple[float, int, JobKey]] = []
+        self._next = 0.0  # the lane's own spacing: a slot let through is not yet taken
+
+    def __len__(self) -> int:
+        """How many due polls wait (some may be stale: the scheduler skips those)."""
+        return len(self._heap)
+
+    def offer(self, key: JobKey, seq: int, due: float) -> None:
+        """A poll of ``key`` (the scheduler's entry ``seq``) that was due at ``due`` waits."""
+        heapq.heappush(self._heap, (self.plan.rank(key[1], due), seq, key))
+
+    def ready_in(self, now: float) -> float:
+        """Seconds until a waiting poll may start (``inf`` when none waits)."""
+        if not self._heap:
+            return math.inf
+        return max(self.gate.slot_in(now), self._next - now, 0.0)
+
+    def take(self, now: float, current: Callable[[JobKey, int], bool]) -> tuple[int, JobKey] | None:
+        """The best waiting poll still ``current``, using up a slot; ``None`` if none is left."""
+        heap = self._heap
+        while heap:
+            _, seq, key = heapq.heappop(heap)
+            if current(key, seq):
+                rate = self.gate.max_rate
+                self._next = now + 1.0 / rate if rate else now
+                return seq, key
+        return None
+
+    def waiting(self) -> Iterator[tuple[int, JobKey]]:
+        """The entries that wait, in no order (for the scheduler's ``due_in``)."""
+        return ((seq, key) for _, seq, key in self._heap)
