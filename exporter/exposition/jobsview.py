@@ -17,7 +17,7 @@ from exporter.exposition.jobspage import HtmlAnswer, SourceRow, bad_request, job
 from exporter.exposition.jobsquery import PER_PAGE, BadQuery, parse_query, select
 from exporter.jobs.table import JobTable
 from exporter.jobs.view import summarize
-from exporter.polling.gate import SourceGate
+from exporter.polling.gate import WINDOW, SourceGate
 
 __all__ = ["JobsPage", "SourceManners"]
 
@@ -75,7 +75,7 @@ class JobsPage:
         """
         mono = self._clock.monotonic()
         rows = [
-            SourceRow(name, rt.spec.name, rt.gate.state(mono))
+            SourceRow(name, rt.spec.name, rt.gate.state(mono), _budget_used(rt.gate, mono))
             for name, rt in self._runtimes.items()
         ]
         rows += [
@@ -105,3 +105,9 @@ class JobsPage:
             now=now,
             version=self._version,
         )
+
+
+def _budget_used(gate: SourceGate, now: float) -> float | None:
+    """Requests sent over the last minute against the rate cap (the budget), if there is one."""
+    rate = gate.max_rate
+    return None if rate is None else gate.sent_last_minute(now) / (rate * WINDOW)

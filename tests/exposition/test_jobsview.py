@@ -132,3 +132,23 @@ def test_a_source_no_longer_configured_is_shown_while_it_has_jobs(clock: FakeClo
     assert answer.status == 200
     assert job_ids(answer.body) == ["j"]
     assert '<span class="muted">not configured</span>' in answer.body
+
+
+async def test_a_rate_capped_source_shows_how_much_of_its_budget_it_used(
+    make_harness: MakeHarness, http: aiohttp.ClientSession
+) -> None:
+    """A cap of 4 requests/s (evo): its row shows the share of the minute's 240 it sent."""
+    h, root = await started(make_harness)
+    assert h.exporter is not None
+    async with http.get(root) as resp:
+        body = await resp.text()
+    assert '<th scope="col">Budget used</th>' in body
+    row = re.search(r'<tr><th scope="row"><a href="\?source=evo">evo</a></th>.*?</tr>', body)
+    assert row is not None, body
+    sent = sum(1 for r in h.sim.requests if r.api == EVO)  # every one of them within the minute
+    used = re.findall(r'<td class="num">([^<]*)</td>', row[0])[-1]
+    assert sent > 0
+    assert used == f"{sent / 240:.0%}"
+    fs_row = re.search(r'<tr><th scope="row"><a href="\?source=fs">fs</a></th>.*?</tr>', body)
+    assert fs_row is not None
+    assert re.findall(r'<td class="num">([^<]*)</td>', fs_row[0])[-1] == "-"
