@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from yaml.nodes import Node
 
+from exporter.config._accounts import check_accounts, name_problem, read_account
 from exporter.config._adaptive import build_adaptive, resolve
 from exporter.config._jobs import build_jobs, reserved_labels
 from exporter.config._nodes import Fields, Walker, line_of, quote
@@ -25,6 +26,7 @@ _SOURCE_KEYS = (
     "errors_page_token_param",
     "errors_refresh",
     "max_requests_per_second",
+    "account",
     "poll_interval",
     "adaptive_polling",
     "authorization",
@@ -34,7 +36,6 @@ _SOURCE_KEYS = (
     "tls_config",
     "jobs",
 )
-_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 # Characters that would end or split a query parameter's name.
 _BAD_PARAM_CHAR = re.compile(r"[\s&=#?\x00-\x1f\x7f]")
 MIN_POLL_INTERVAL = 1.0
@@ -54,6 +55,7 @@ def build_sources(
     signing = sorted({spec.signature_key for spec in registry.values() if spec.signature_key})
     reserved = reserved_labels(registry)
     sources: list[SourceConfig] = []
+    placed: list[tuple[SourceConfig, Fields]] = []
     first_line: dict[str, int] = {}
     for index, item in enumerate(items):
         allowed = (*_SOURCE_KEYS, *path_params, *signing)
@@ -70,6 +72,8 @@ def build_sources(
             walker.problem(name_node, fields.at("name"), message)
         first_line.setdefault(source.name, line_of(name_node))
         sources.append(source)
+        placed.append((source, fields))
+    check_accounts(walker, placed)
     return tuple(sources)
 
 
@@ -118,6 +122,7 @@ def _source(
             fields.read("adaptive_polling", lambda node, at: build_adaptive(walker, node, at)),
             global_.adaptive_polling,
         ),
+        account=fields.read("account", lambda node, at: read_account(walker, node, at)) or "",
     )
 
 
@@ -126,9 +131,9 @@ def _name(walker: Walker, fields: Fields) -> str:
     name = walker.required(fields, "name", walker.string)
     if name is None:
         return ""
-    if not _NAME.fullmatch(name):
-        message = f"{quote(name)} must be 1 to 64 of the characters a-z A-Z 0-9 _ . -"
-        walker.problem(fields.entries["name"][1], fields.at("name"), message)
+    problem = name_problem(name)
+    if problem is not None:
+        walker.problem(fields.entries["name"][1], fields.at("name"), problem)
         return ""
     return name
 

@@ -142,7 +142,9 @@ class SourceConfig:
     is set from the API's ``signature_key`` (``evocalize_signature``).
     ``adaptive_polling`` is the source's own or else the global one; ``None``
     polls every ``poll_interval``, and with it ``poll_interval`` only spreads
-    the first polls.
+    the first polls.  ``account`` (default: the name) is the vendor account
+    whose politeness the source shares with every source of the same account:
+    its Retry-After windows, credential holds, backoff and rate cap.
     """
 
     name: str
@@ -163,6 +165,12 @@ class SourceConfig:
     tls_config: TLSConfig | None = None
     signature: RequestSignature | None = None
     adaptive_polling: AdaptivePolling | None = None
+    account: str = ""  # resolved to the name when not given
+
+    @property
+    def account_name(self) -> str:
+        """The account whose politeness the source shares: ``account``, else its name."""
+        return self.account or self.name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """The runtime of each configured source, opened at start and swapped on reload.
 
 A reload that leaves a source's settings alone keeps its runtime: the same
-HTTP session (keep-alive), OAuth2 token and politeness gate.  A source whose
+HTTP session (keep-alive), OAuth2 token and politeness gate.  Sources of one
+``account`` share one gate: a Retry-After, a credentials hold, a backoff or
+the rate cap seen by one applies to all of them.  A source whose
 settings changed gets a new client, but keeps its gate (with a new rate cap, if
 that changed) while it still talks to the same ``base_url``, even when it was
 removed and comes back, so a reload never reopens a ``Retry-After`` window
@@ -135,19 +137,26 @@ class SourcePool:
                 if old.client.source.api != src.api:
                     reset.add(name)
                 kept = (old.client.source.base_url, old.gate)
-            if kept is not None and kept[0] == src.base_url:
-                # The same vendor endpoint: its Retry-After window and backoff carry over.
-                gate = kept[1]
-                gate.set_rate(src.max_requests_per_second)
-            else:
-                gate = SourceGate(
-                    max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng
-                )
+            gate = self._gate_for(src, name, kept)
             runtime = SourceRuntime(self._registry[src.api], client, gate, src.poll_interval)
             self._adapt(runtime, src, old, reset=name in reset)
             self.runtimes[name] = runtime
             self._settings[name] = settings
         return reset
+
+    def _gate_for(
+        self, src: SourceConfig, name: str, kept: tuple[str, SourceGate] | None
+    ) -> SourceGate:
+        """The gate of a new runtime: its account's, the one it had, or a new one."""
+        account = src.account_name
+        for other, runtime in self.runtimes.items():
+            if other != name and runtime.client.source.account_name == account:
+                return runtime.gate  # another source of the vendor account: one politeness
+        if kept is not None and kept[0] == src.base_url:
+            # The same vendor endpoint: its Retry-After window and backoff carry over.
+            kept[1].set_rate(src.max_requests_per_second)
+            return kept[1]
+        return SourceGate(max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng)
 
     def _adapt(
         self, runtime: SourceRuntime, src: SourceConfig, old: SourceRuntime | None, *, reset: bool

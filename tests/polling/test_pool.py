@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import ssl
 from pathlib import Path
@@ -177,5 +178,32 @@ async def test_a_reload_keeps_the_plans_with_new_bounds(clock: FakeClock) -> Non
         assert pool.runtimes["td"].plan is before.plan
         await pool.update(Config(sources=(_adaptive(api="batch_import_job"),)))
         assert pool.runtimes["td"].plan is not before.plan  # another API: its jobs start over
+    finally:
+        await pool.close()
+
+
+async def test_sources_of_one_account_share_one_gate_across_reloads(clock: FakeClock) -> None:
+    """Two sources naming one account share a gate: a Retry-After on one closes both."""
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0))
+    a = _adaptive(name="a", account="prod", adaptive_polling=None)
+    b = _adaptive(name="b", account="prod", adaptive_polling=None, path="other/{id}")
+    alone = _adaptive(name="prod2", adaptive_polling=None)
+    try:
+        await pool.update(Config(sources=(a, b, alone)))
+        gates = {name: rt.gate for name, rt in pool.runtimes.items()}
+        assert gates["a"] is gates["b"]
+        assert gates["prod2"] is not gates["a"]
+        gates["a"].retry_after(clock.monotonic(), 30.0)
+        assert pool.runtimes["b"].gate.closed_for(clock.monotonic()) == 30.0
+        # b changes (a new client) and a third source joins the account: the same gate.
+        c = _adaptive(name="c", account="prod", adaptive_polling=None)
+        b_changed = dataclasses.replace(b, poll_interval=60.0)
+        await pool.update(Config(sources=(a, b_changed, c)))
+        assert pool.runtimes["b"].gate is gates["a"]
+        assert pool.runtimes["c"].gate is gates["a"]
+        # A source without an account is its own: named like the account, it joins it.
+        d = _adaptive(name="prod", adaptive_polling=None)
+        await pool.update(Config(sources=(a, d)))
+        assert pool.runtimes["prod"].gate is gates["a"]
     finally:
         await pool.close()
