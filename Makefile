@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e image bench prometheus chromium clean
+.PHONY: run test lint typecheck unit e2e image bench debian-packages prometheus chromium redis-server clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,22 +16,30 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/batch-job-exporter --demo
 
-# promtool and prometheus come from Debian's `prometheus` package.
-prometheus:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+# The Debian packages the tests need, each as FILE:PACKAGE (installed when FILE is missing):
+# - promtool and prometheus, from `prometheus`;
+# - redis-server, for the fleet's tests (tests/fleet/), from `redis-server`;
+# - the jobs page's browser tests (tests/test_browser.py) drive Debian's chromium through
+#   its chromedriver; selenium is given both paths and never downloads a browser or driver.
+#   A font, so that the screenshots have text in them on a minimal machine.
+DEBIAN_NEEDS := \
+  /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus \
+  /usr/bin/redis-server:redis-server \
+  /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+  /usr/bin/chromium:fonts-dejavu-core
 
-# The jobs page's browser tests (tests/test_browser.py) drive Debian's chromium through
-# its chromedriver; selenium is given both paths and never downloads a browser or driver.
-# A font, so that the screenshots have text in them on a minimal machine.
-chromium:
-	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { \
+# Whatever is missing, after one `apt-get update`, in one `apt-get install`.
+debian-packages:
+	@missing=$$(for need in $(DEBIAN_NEEDS); do \
+	  [ -x "$${need%%:*}" ] || echo "$${need#*:}"; done | sort -u); \
+	[ -z "$$missing" ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-	    chromium chromium-driver fonts-dejavu-core >/dev/null; }
+	    $$missing >/dev/null; }
+
+# The names other targets depend on: each is the one step above.
+prometheus chromium redis-server: debian-packages
 
 # The import contracts (pyproject's [tool.importlinter]) keep the layers one-way.
 lint: $(STAMP)

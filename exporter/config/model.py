@@ -119,6 +119,20 @@ class AdaptivePolling:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """``global.fleet``: the Redis that exporters on one vendor account coordinate through.
+
+    ``redis_url`` is a secret (it may hold a password), read again at each
+    reconnect; ``name`` prefixes every key, so several fleets can share one
+    Redis; ``size`` is how many exporters to assume before Redis has told.
+    """
+
+    redis_url: Secret
+    name: str
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalConfig:
     """Defaults for every source; durations are seconds."""
 
@@ -130,6 +144,8 @@ class GlobalConfig:
     watch_dir: str | None = None
     # The default of every source that does not set its own; None: fixed intervals.
     adaptive_polling: AdaptivePolling | None = None
+    # Shared politeness and registrations through Redis; None: this exporter is on its own.
+    fleet: FleetConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
