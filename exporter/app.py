@@ -31,6 +31,7 @@ from exporter.intake.dirjobs import DirJobs
 from exporter.intake.reload import Reloader
 from exporter.intake.watchlist import Watchlist
 from exporter.jobs.keys import JobKey
+from exporter.jobs.shard import Shard
 from exporter.jobs.table import JobTable
 from exporter.polling.poller import Poller
 from exporter.polling.pool import SourcePool
@@ -71,6 +72,7 @@ class Exporter:
         store: Store | None = None,
         http_limits: HttpLimits | None = None,
         security: WebSecurity | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.config = config
         self.http_limits = http_limits or HttpLimits()
@@ -94,7 +96,11 @@ class Exporter:
             plan_stats=self.stats,
         )
         self.watchlist = Watchlist(
-            self.table, self._pool.runtimes, rng=self._rng, max_jobs_per_source=max_jobs_per_source
+            self.table,
+            self._pool.runtimes,
+            rng=self._rng,
+            max_jobs_per_source=max_jobs_per_source,
+            shard=shard,
         )
         self._reloader: Reloader | None = None
         self._dir_jobs = DirJobs(

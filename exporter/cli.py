@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,7 @@ from exporter.config.web import WebConfig, load_web_config
 from exporter.exposition.guard import HttpLimits
 from exporter.exposition.websecurity import WebSecurity
 from exporter.intake.registration import JobsApiServer, is_loopback, unprotected
+from exporter.jobs.shard import Shard, shard_from_hostname
 from exporter.state.statefile import StorageError
 from exporter.state.storage import MemoryStore, SqliteStore, Store
 from exporter.vendors import REGISTRY
@@ -48,6 +50,19 @@ def _duration(value: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value!r}")
     return seconds
+
+
+def _shard(value: str, total: int, hostname: str) -> Shard:
+    """``--shard`` (a number or ``from-hostname``) of ``--total-shards``."""
+    if value == "from-hostname":
+        index = shard_from_hostname(hostname)
+    elif value.isdigit():
+        index = int(value)
+    else:
+        raise ValueError(f"--shard: expected a number or from-hostname, got {value!r}")
+    if index >= total:
+        raise ValueError(f"--shard {index} is not below --total-shards {total}")
+    return Shard(index, total)
 
 
 def _positive(value: str) -> int:
@@ -135,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse registrations beyond this many jobs per source (default 10000)",
     )
     p.add_argument(
+        "--shard",
+        dest="shard",
+        default="0",
+        metavar="N|from-hostname",
+        help="this exporter's shard, 0-based; from-hostname: the trailing -N of the host name, "
+        "as a StatefulSet names its pods (default 0)",
+    )
+    p.add_argument(
+        "--total-shards",
+        dest="total_shards",
+        type=_positive,
+        default=1,
+        metavar="M",
+        help="how many exporters split the config's and the registered jobs (default 1)",
+    )
+    p.add_argument(
         "--storage.path",
         dest="storage_path",
         metavar="PATH",
@@ -179,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.web_config_file:
             print(f"{args.web_config_file}: OK")
         return 0
+    try:
+        args.shard = _shard(args.shard, args.total_shards, socket.gethostname())
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.api_listen is not None and (
         refusal := unprotected(
             args.api_listen.host,
@@ -236,6 +271,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
             store=store,
             http_limits=limits,
             security=security,
+            shard=args.shard,
         )
         try:
             await stack.enter_async_context(exporter)
@@ -262,6 +298,12 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
         except OSError as exc:
             LOG.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, exc.strerror)
             return 1
+        if args.shard.sharded:
+            LOG.info(
+                "shard %d of %d: watching the config's and registered jobs that fall to it",
+                args.shard.index,
+                args.shard.total,
+            )
         reloads.exporter = exporter
         stopped = asyncio.ensure_future(stop.wait())
         fatal = asyncio.ensure_future(exporter.fatal.wait())

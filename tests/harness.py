@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter, Listen
 from exporter.clock import FakeClock
 from exporter.config import parse_config
+from exporter.jobs.shard import Shard
 from exporter.simulator import Simulator, vendors
 from exporter.state.storage import Store
 from exporter.vendors import REGISTRY
@@ -65,6 +66,7 @@ class Harness:
         path: Path | None = None,
         store: Store | None = None,
         retention: str = "2m",
+        shard: Shard | None = None,
     ) -> Exporter:
         """Start an exporter on ``sources`` (YAML source blocks) with a 10 s interval.
 
@@ -82,6 +84,7 @@ class Harness:
             max_jobs_per_source=max_jobs,
             config_path=None if path is None else str(path),
             store=store,
+            shard=shard,
         )
         await self.exporter.start()
         return self.exporter

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from exporter.app import Listen
-from exporter.cli import DEFAULT_PORT, build_parser, main, parse_listen
+from exporter.cli import DEFAULT_PORT, _shard, build_parser, main, parse_listen
+from exporter.jobs.shard import Shard
 from tests.conftest import exporter_process
 from tests.polling.test_client_tls import issue, make_ca
 
@@ -337,3 +338,23 @@ async def test_a_ca_file_that_does_not_load_exits_1_with_one_line(
     assert proc.returncode == 1
     assert b"c.yaml:7:27: sources[0].tls_config.ca_file: fs: cannot set up its HTTP client" in err
     assert b"Traceback" not in err
+
+
+def test_shard_flags_take_a_number_or_the_hostname() -> None:
+    """``--shard=2`` or ``--shard=from-hostname`` (a StatefulSet pod's ``-N``), below the total."""
+    assert _shard("2", 4, "any") == Shard(2, 4)
+    assert _shard("from-hostname", 4, "batch-job-exporter-3") == Shard(3, 4)
+    with pytest.raises(ValueError, match="not below --total-shards 4"):
+        _shard("4", 4, "any")
+    with pytest.raises(ValueError, match="expected a number or from-hostname"):
+        _shard("two", 4, "any")
+    with pytest.raises(ValueError, match="does not end in -N"):
+        _shard("from-hostname", 4, "laptop")
+
+
+def test_a_shard_beyond_the_total_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command refuses ``--shard=3 --total-shards=2`` before anything starts."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--demo", "--shard=3", "--total-shards=2"])
+    assert exc.value.code == 2
+    assert "--shard 3 is not below --total-shards 2" in capsys.readouterr().err

@@ -4,6 +4,7 @@ Off unless ``--api.listen-address`` is given, on a listener of its own
 (loopback suits a sidecar, which shares the pod's network with the app)::
 
     PUT    /api/v1/sources/{source}/jobs/{id}   body {"labels": {...}} optional: 201 new, 200 known
+                                                (421 when sharded and the job is another shard's)
     DELETE /api/v1/sources/{source}/jobs/{id}   204
     GET    /api/v1/jobs                         every watched job and its state
 
@@ -27,6 +28,7 @@ from exporter.config import Secret, job_id_problem, label_name_problem
 from exporter.exposition.guard import HttpLimits, HttpStats
 from exporter.exposition.listener import Listener
 from exporter.exposition.websecurity import WEB_USER, WebSecurity
+from exporter.intake.watchlist import Misdirected
 from exporter.polling.auth import AuthError, SecretCache
 
 MAX_BODY = 64 * 1024
@@ -38,7 +40,10 @@ class JobRegistry(Protocol):
     """What the API changes: the exporter's set of watched jobs."""
 
     def watch(self, source: str, job_id: str, labels: tuple[tuple[str, str], ...]) -> bool:
-        """Watch a job; ``True`` if new.  KeyError: unknown source; OverflowError: full."""
+        """Watch a job; ``True`` if new.
+
+        KeyError: unknown source; OverflowError: full; :class:`Misdirected`: another shard's.
+        """
         ...
 
     def unwatch(self, source: str, job_id: str, only: str | None = None) -> bool:
@@ -229,6 +234,8 @@ class JobsApiServer(Listener):
                 raise ApiError(404, f"unknown source {source!r}") from None
             except OverflowError as exc:
                 raise ApiError(507, str(exc)) from None
+            except Misdirected as exc:
+                raise ApiError(421, str(exc)) from None
             body = {"source": source, "id": job_id, "created": new}
             return web.json_response(body, status=201 if new else 200)
         if request.method == "DELETE":

@@ -5,6 +5,10 @@ Every job carries its :class:`~exporter.jobs.keys.Origin`, shown as the
 (a reload adds and drops them); a job registered at run time stays until it
 is unregistered, or its source leaves the config.  A key is watched once: the
 config takes over a job that was registered before it was configured.
+
+With ``--shard``/``--total-shards`` (a :class:`~exporter.jobs.shard.Shard`),
+the config's and the registered jobs are watched only by the shard their key
+falls to; the watch dir's are the pod's own and are not sharded.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from exporter.config import Config
 from exporter.jobs.keys import JobKey, Labels, Origin
+from exporter.jobs.shard import Shard
 from exporter.jobs.table import JobTable
 from exporter.jobs.view import summarize
 from exporter.polling.runtime import PollClient, Runtime
@@ -23,6 +28,17 @@ from exporter.state.records import JobRecord
 # A job registered at run time is polled within this long, jittered, so an app
 # registering a burst of jobs does not cause a burst of requests.
 FIRST_POLL_WITHIN = 5.0
+
+
+class Misdirected(Exception):
+    """A job registered with a shard it does not fall to; ``owner`` is the one it does."""
+
+    def __init__(self, key: JobKey, shard: Shard) -> None:
+        self.owner = shard.of(key)
+        super().__init__(
+            f"job falls to shard {self.owner} of {shard.total}, not this one ({shard.index}): "
+            "register it there"
+        )
 
 
 class Watchlist:
@@ -35,8 +51,10 @@ class Watchlist:
         *,
         rng: random.Random,
         max_jobs_per_source: int,
+        shard: Shard | None = None,
     ) -> None:
         self._table = table
+        self.shard = shard or Shard()
         self._runtimes = runtimes
         self._rng = rng
         self._max_jobs = max_jobs_per_source
@@ -60,14 +78,17 @@ class Watchlist:
     def watch(self, source: str, job_id: str, labels: Labels, origin: Origin = Origin.API) -> bool:
         """Watch a job registered at run time; ``True`` if it was not watched yet.
 
-        Raises KeyError for an unknown source and OverflowError when the
-        source already watches ``max_jobs_per_source`` jobs.
+        Raises KeyError for an unknown source, OverflowError when the
+        source already watches ``max_jobs_per_source`` jobs, and
+        :class:`Misdirected` for a registration another shard watches.
         """
         src = self._runtimes[source]
         scheduler = self._running()
         key = (source, job_id)
         if key in self._table:
             return False
+        if origin == Origin.API and not self.shard.owns(key):
+            raise Misdirected(key, self.shard)
         if self._table.count(source) >= self._max_jobs:
             raise OverflowError(f"source {source!r} already watches {self._max_jobs} jobs")
         self._table.add(key, src.spec.name, labels, origin)
@@ -97,25 +118,34 @@ class Watchlist:
             self._table.relabel(entry.key, labels, only)
 
     def jobs(self) -> list[dict[str, object]]:
-        """Every watched job and its state, for ``GET /api/v1/jobs`` (as the jobs page reads it)."""
-        return [summarize(entry).as_json() for entry in self._table]
+        """Every watched job and its state, for ``GET /api/v1/jobs`` (as the jobs page reads it).
+
+        Sharded, each says which shard watches it.
+        """
+        if not self.shard.sharded:
+            return [summarize(entry).as_json() for entry in self._table]
+        shard = self.shard.index
+        return [{**summarize(entry).as_json(), "shard": shard} for entry in self._table]
 
     def sync_config(self, config: Config) -> None:
         """Watch the config's jobs: new ones spread over their interval, removed ones dropped."""
         scheduler = self._running()
-        wanted = {(src.name, job.id) for src in config.sources for job in src.jobs}
+        owns = self.shard.owns
+        mine = {src.name: [j for j in src.jobs if owns((src.name, j.id))] for src in config.sources}
+        wanted = {(name, job.id) for name, jobs in mine.items() for job in jobs}
         for entry in [e for e in self._table if e.origin == Origin.CONFIG and e.key not in wanted]:
             self.unwatch(*entry.key)
         for src in config.sources:
             phase = self._rng.random()
             new = 0
-            for job in src.jobs:
+            jobs = mine[src.name]
+            for job in jobs:
                 key = (src.name, job.id)
                 current = self._table.get(key)
                 if current is None:
                     self._table.add(key, src.api, job.labels, Origin.CONFIG)
                     # Evenly over one interval from a random phase: no thundering herd.
-                    at = (phase + new / len(src.jobs)) % 1.0
+                    at = (phase + new / len(jobs)) % 1.0
                     scheduler.schedule(key, src.poll_interval * at)
                     new += 1
                 elif current.origin != Origin.CONFIG or current.labels != job.labels:
@@ -138,9 +168,10 @@ class Watchlist:
         """Put back jobs saved before a restart; the keys of records too stale to use.
 
         A record is stale when its source is gone, its source's API changed, it
-        came from the config and the config no longer lists it, or its
-        retention ran out while the exporter was down (wall time ``now``).  Finished
-        jobs come back with their final values and are not polled again.
+        came from the config and the config no longer lists it, its retention ran
+        out while the exporter was down (wall time ``now``), or it is a config or
+        registered job another shard watches now (``--total-shards`` changed).
+        Finished jobs come back with their final values and are not polled again.
         """
         scheduler = self._running()
         configured = {(src.name, job.id) for src in config.sources for job in src.jobs}
@@ -153,6 +184,7 @@ class Watchlist:
                 or src.spec.name != r.api
                 or (r.origin == Origin.CONFIG and key not in configured)
                 or (r.expires_at is not None and r.expires_at <= now)
+                or (r.origin != Origin.DIR and not self.shard.owns(key))
             ):
                 stale.append(key)
                 continue

@@ -24,6 +24,7 @@ from exporter.intake.registration import (
     parse_labels,
     unprotected,
 )
+from exporter.jobs.shard import Shard
 from tests.harness import FS, Harness, source_yaml
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -338,3 +339,22 @@ async def test_the_bearer_scheme_is_case_insensitive(
     for value, status in (("bearer t0ken", 200), ("BEARER t0ken", 200), ("Bearer t0ke", 401)):
         async with http.get(f"{base}/jobs", headers={"Authorization": value}) as resp:
             assert resp.status == status, value
+
+
+async def test_a_job_of_another_shard_is_answered_421_with_its_owner(
+    make_harness: MakeHarness, http: aiohttp.ClientSession
+) -> None:
+    """Sharded without a fleet, a PUT for another shard's job says which shard to ask."""
+    h = await make_harness()
+    await h.start(source_yaml(h.sim, FS, "fs", []), shard=Shard(0, 2))
+    assert h.exporter is not None
+    other = next(f"j{n}" for n in range(50) if not Shard(0, 2).owns(("fs", f"j{n}")))
+    async with JobsApiServer(
+        h.exporter.watchlist, host="127.0.0.1", port=0, monotonic=h.clock.monotonic
+    ) as api:
+        url = f"http://127.0.0.1:{api.port}/api/v1/sources/fs/jobs/{other}"
+        async with http.put(url) as resp:
+            assert resp.status == 421
+            assert await resp.json() == {
+                "error": "job falls to shard 1 of 2, not this one (0): register it there"
+            }
