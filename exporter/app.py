@@ -27,6 +27,7 @@ from exporter.exposition.page import Page
 from exporter.exposition.selfmetrics import SelfMetrics
 from exporter.exposition.server import MetricsServer
 from exporter.exposition.websecurity import WebSecurity
+from exporter.fleet import Fleet
 from exporter.intake.dirjobs import DirJobs
 from exporter.intake.reload import Reloader
 from exporter.intake.watchlist import Watchlist
@@ -88,12 +89,25 @@ class Exporter:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Scheduler[JobKey] | None = None
+        fleet = config.global_.fleet
+        self._fleet = (
+            None
+            if fleet is None
+            else Fleet(
+                fleet,
+                clock=self._clock,
+                rng=self._rng,
+                default_members=(shard or Shard()).total,
+                on_task=self._watch_task,
+            )
+        )
         self._pool = SourcePool(
             registry=REGISTRY,
             stats=self.stats,
             clock=self._clock,
             rng=self._rng,
             plan_stats=self.stats,
+            fleet=self._fleet,
         )
         self.watchlist = Watchlist(
             self.table,
@@ -139,6 +153,9 @@ class Exporter:
         store = await self._stack.enter_async_context(self._store)
         self._watch_task(store.flush_task)
         records = await store.load()
+        if self._fleet is not None:
+            # Connects in the background: polling starts on local manners, never waits.
+            await self._stack.enter_async_context(self._fleet)
         pool = self._pool
         await pool.update(self.config)
         self._set_sources(self.config)
@@ -236,6 +253,8 @@ class Exporter:
         scheduler = self._scheduler
         if scheduler is None:
             raise RuntimeError("the exporter is not running")
+        if config.global_.fleet != self.config.global_.fleet:
+            LOG.warning("global.fleet changed: the fleet stays as it started until a restart")
         reset = await self._pool.update(config)
         self._set_sources(config)
         g = config.global_
@@ -294,6 +313,8 @@ class Exporter:
             self.watchlist.expire(self._clock.time())
             self._dir_jobs.prune()
             self.stats.set_budgets(self._pool.budgets(self._clock.monotonic()))
+            if self._fleet is not None:
+                self.stats.set_fleet(up=self._fleet.up, members=self._fleet.live_members())
             if n % PROCESS_SAMPLE_EVERY == 0:
                 self.stats.sample_process()
 

@@ -14,6 +14,7 @@ import yaml
 from yaml.nodes import Node
 
 from exporter.config._adaptive import Adaptive, build_adaptive, resolve
+from exporter.config._fleet import build_fleet
 from exporter.config._nodes import Problem, Walker, describe, quote
 from exporter.config._sources import MIN_POLL_INTERVAL, build_sources
 from exporter.config._yaml import Compose, ConfigError, compose_root, safe_compose
@@ -27,6 +28,7 @@ _GLOBAL_KEYS = (
     "finished_job_retention",
     "watch_dir",
     "adaptive_polling",
+    "fleet",
 )
 # A timeout of zero would fail every request; one millisecond is the smallest duration.
 _MIN_TIMEOUT = 0.001
@@ -105,6 +107,7 @@ def _global(walker: Walker, node: Node) -> GlobalConfig:
     retention = fields.read("finished_job_retention", lambda n, p: walker.duration(n, p, minimum=0))
     watch_dir = fields.read("watch_dir", lambda n, p: _directory(walker, n, p))
     adaptive: Adaptive = fields.read("adaptive_polling", lambda n, p: build_adaptive(walker, n, p))
+    fleet = fields.read("fleet", lambda n, p: build_fleet(walker, n, p))
     return GlobalConfig(
         poll_interval=default.poll_interval if poll is None else poll,
         request_timeout=default.request_timeout if timeout is None else timeout,
@@ -112,6 +115,7 @@ def _global(walker: Walker, node: Node) -> GlobalConfig:
         finished_job_retention=default.finished_job_retention if retention is None else retention,
         watch_dir=watch_dir,
         adaptive_polling=resolve(adaptive, None),
+        fleet=fleet,
     )
 
 

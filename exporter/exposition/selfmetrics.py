@@ -115,6 +115,8 @@ class SelfMetrics:
             ["version", "python_version"],
             registry=registry,
         ).labels(__version__, platform.python_version()).set(1)
+        self._fleet_up: Gauge | None = None
+        self._fleet_members: Gauge | None = None
         self._process_registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process_registry)
         self._process = b""
@@ -218,6 +220,25 @@ class SelfMetrics:
         self._http_open.labels(listener)
         for reason in reasons:
             self._http_dropped.labels(listener, reason)
+
+    def set_fleet(self, *, up: bool, members: int) -> None:
+        """Whether the fleet's Redis answers, and how many exporters share each budget.
+
+        Series exist only for an exporter with a fleet: made at the first call.
+        """
+        if self._fleet_up is None or self._fleet_members is None:
+            self._fleet_up = Gauge(
+                "batchjob_exporter_fleet_up",
+                "Whether the fleet's Redis answered the last call (1) or not (0).",
+                registry=self._registry,
+            )
+            self._fleet_members = Gauge(
+                "batchjob_exporter_fleet_members",
+                "Exporters of the fleet seen alive, each budget's divisor while Redis is away.",
+                registry=self._registry,
+            )
+        self._fleet_up.set(1 if up else 0)
+        self._fleet_members.set(members)
 
     def sample_process(self) -> None:
         """Read CPU, memory and file descriptors from ``/proc`` (the tick calls this)."""

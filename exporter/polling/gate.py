@@ -12,6 +12,7 @@ import email.utils
 import logging
 import random
 from dataclasses import dataclass
+from typing import Protocol
 
 LOG = logging.getLogger(__name__)
 
@@ -64,11 +65,34 @@ class GateState:
     max_rate: float | None  # the request rate cap (requests/s) or None
 
 
+class SharedManners(Protocol):
+    """The fleet's side of an account's manners (``polling/shared.py`` over ``exporter.fleet``)."""
+
+    def closed(self) -> tuple[float, str | None]:
+        """Seconds the fleet keeps the account closed (0.0: open), and why."""
+        ...
+
+    def close(self, seconds: float, reason: str) -> None:
+        """Tell the fleet: closed for ``seconds`` (``retry-after`` or ``auth``)."""
+        ...
+
+    def acquire(self, now: float) -> float | None:
+        """A slot of the fleet's budget: 0.0 now, else the wait; ``None``: no shared budget."""
+        ...
+
+    def ready_in(self, now: float) -> float | None:
+        """When :meth:`acquire` would give a slot, taking none; ``None``: no shared budget."""
+        ...
+
+
 class SourceGate:
     """Whether a request to one source may go now, and until when it may not.
 
     ``max_rate`` (requests per second) spaces requests evenly; ``None`` means
-    no cap beyond the scheduler's concurrency bound.
+    no cap beyond the scheduler's concurrency bound.  With ``shared`` (a fleet),
+    the fleet's windows close the gate too, the gate tells the fleet of the
+    Retry-After windows and credential holds it meets (its own backoff stays its
+    own), and the fleet's budget stands in for the local rate cap.
     """
 
     def __init__(self, *, max_rate: float | None, backoff: Backoff, rng: random.Random) -> None:
@@ -84,6 +108,7 @@ class SourceGate:
         # Requests let through, per second of the last WINDOW: counts and the second each is of.
         self._sent = [0] * WINDOW
         self._second = [-1] * WINDOW
+        self.shared: SharedManners | None = None
 
     @property
     def max_rate(self) -> float | None:
@@ -97,9 +122,13 @@ class SourceGate:
 
     def state(self, now: float) -> GateState:
         """How long the gate stays closed, why, and the rate cap in force."""
-        closed_for = self.closed_for(now)
-        reason = self._reason if closed_for > 0 else None
-        return GateState(closed_for=closed_for, reason=reason, max_rate=self._max_rate)
+        local = max(self._closed_until - now, 0.0)
+        reason = self._reason if local > 0 else None
+        if self.shared is not None:
+            fleet, why = self.shared.closed()
+            if fleet > local:
+                local, reason = fleet, why
+        return GateState(closed_for=local, reason=reason, max_rate=self._max_rate)
 
     def _close_until(self, until: float, reason: str) -> None:
         """Extend the closed window; the window that ends last names the reason."""
@@ -109,16 +138,22 @@ class SourceGate:
 
     def closed_for(self, now: float) -> float:
         """Seconds until the source may be asked again (0: open)."""
-        return max(self._closed_until - now, 0.0)
+        local = max(self._closed_until - now, 0.0)
+        return local if self.shared is None else max(local, self.shared.closed()[0])
 
     def acquire(self, now: float) -> float:
         """Take a request slot now and return 0, or return how long to wait for one."""
         wait = self.closed_for(now)
         if wait > 0:
             return wait
-        if self._next_slot > now:
+        fleet = None if self.shared is None else self.shared.acquire(now)
+        if fleet is not None:
+            if fleet > 0:
+                return fleet
+        elif self._next_slot > now:
             return self._next_slot - now
-        self._next_slot = now + self._interval
+        else:
+            self._next_slot = now + self._interval
         second = int(now)
         slot = second % WINDOW
         if self._second[slot] != second:
@@ -128,7 +163,9 @@ class SourceGate:
 
     def slot_in(self, now: float) -> float:
         """How long until :meth:`acquire` would let a request through; takes nothing."""
-        return max(self.closed_for(now), self._next_slot - now, 0.0)
+        fleet = None if self.shared is None else self.shared.ready_in(now)
+        slot = self._next_slot - now if fleet is None else fleet
+        return max(self.closed_for(now), slot, 0.0)
 
     def sent_last_minute(self, now: float) -> int:
         """Requests let through in the last :data:`WINDOW` seconds (this one included)."""
@@ -144,6 +181,8 @@ class SourceGate:
         self.failures += 1
         if seconds is not None:
             self._close_until(now + seconds, "retry-after")
+            if self.shared is not None:
+                self.shared.close(seconds, "retry-after")
             return seconds
         window = self._backoff.delay(self.failures, self._rng)
         self._close_until(now + window, "backoff")
@@ -154,8 +193,10 @@ class SourceGate:
         return self.retry_after(now, None)
 
     def hold(self, now: float, seconds: float) -> None:
-        """Keep the source closed for a fixed time (credentials refused)."""
+        """Keep the source closed for a fixed time (credentials refused: the account's)."""
         self._close_until(now + seconds, "auth")
+        if self.shared is not None:
+            self.shared.close(seconds, "auth")
 
     def success(self) -> None:
         """The source answered normally: the backoff starts over."""

@@ -23,12 +23,14 @@ from collections.abc import Callable, Mapping
 
 from exporter.clock import Clock
 from exporter.config import AdaptivePolling, Config, ConfigError, GlobalConfig, SourceConfig
+from exporter.fleet import Fleet
 from exporter.jobs.keys import JobKey
 from exporter.polling.budget import Budget
 from exporter.polling.client import RequestStats, SourceClient
 from exporter.polling.gate import WINDOW, Backoff, SourceGate
 from exporter.polling.plans import PlanStats, SourcePlan
 from exporter.polling.runtime import SourceRuntime
+from exporter.polling.shared import FleetManners
 from exporter.vendors import ApiSpec
 
 
@@ -77,8 +79,10 @@ class SourcePool:
         clock: Clock,
         rng: random.Random,
         plan_stats: PlanStats | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.runtimes: dict[str, SourceRuntime] = {}
+        self._fleet = fleet
         self._plan_stats = plan_stats
         self._registry = registry
         self._settings: dict[str, tuple[object, ...]] = {}
@@ -142,7 +146,24 @@ class SourcePool:
             self._adapt(runtime, src, old, reset=name in reset)
             self.runtimes[name] = runtime
             self._settings[name] = settings
+        self._share(config)
         return reset
+
+    def _share(self, config: Config) -> None:
+        """With a fleet, each account's windows and budget are the fleet's (every load)."""
+        fleet = self._fleet
+        if fleet is None:
+            return
+        fleet.budgets(
+            {
+                src.account_name: src.max_requests_per_second
+                for src in config.sources
+                if src.max_requests_per_second
+            }
+        )
+        for runtime in self.runtimes.values():
+            account = runtime.client.source.account_name
+            runtime.gate.shared = FleetManners(fleet, account, clock=self._clock)
 
     def _gate_for(
         self, src: SourceConfig, name: str, kept: tuple[str, SourceGate] | None

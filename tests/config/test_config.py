@@ -437,7 +437,8 @@ def test_unknown_key_without_a_near_miss_has_no_suggestion() -> None:
     problem = one_problem("global: {zzz: 1}\n" + source())
     assert problem == (
         'config.yaml:1:10: global.zzz: unknown key "zzz"; allowed keys: adaptive_polling, '
-        "finished_job_retention, max_concurrency, poll_interval, request_timeout, watch_dir"
+        "finished_job_retention, fleet, max_concurrency, poll_interval, request_timeout, "
+        "watch_dir"
     )
 
 

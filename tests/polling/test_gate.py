@@ -177,3 +177,70 @@ def test_sent_last_minute_counts_the_requests_let_through() -> None:
     assert gate.sent_last_minute(500.0) == 0
     gate.acquire(120.0)  # the same slot of the ring as second 0 and 60: counted afresh
     assert gate.sent_last_minute(120.0) == 1
+
+
+class FakeShared:
+    """A fleet's manners for one account, as the gate asks for them."""
+
+    def __init__(self, budget: float | None = None) -> None:
+        self.window: tuple[float, str | None] = (0.0, None)
+        self.told: list[tuple[float, str]] = []
+        self.budget = budget  # seconds to wait for a slot; None: no shared budget
+        self.taken = 0
+
+    def closed(self) -> tuple[float, str | None]:
+        """The fleet's window."""
+        return self.window
+
+    def close(self, seconds: float, reason: str) -> None:
+        """Record what the gate told."""
+        self.told.append((seconds, reason))
+
+    def acquire(self, now: float) -> float | None:
+        """A slot of the shared budget."""
+        if self.budget == 0.0:
+            self.taken += 1
+        return self.budget
+
+    def ready_in(self, now: float) -> float | None:
+        """When a slot would come."""
+        return self.budget
+
+
+def test_a_fleet_window_closes_the_gate_and_names_its_reason() -> None:
+    """Another exporter's Retry-After closes this gate too; the state says so."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
+    shared = FakeShared()
+    gate.shared = shared
+    shared.window = (12.0, "retry-after")
+    assert gate.acquire(0.0) == 12.0
+    assert gate.state(0.0) == GateState(closed_for=12.0, reason="retry-after", max_rate=None)
+    shared.window = (0.0, None)
+    assert gate.acquire(0.0) == 0.0
+
+
+def test_the_gate_tells_the_fleet_of_retry_after_and_holds_but_not_backoff() -> None:
+    """Retry-After and credential holds are the account's; a backoff stays this exporter's."""
+    gate = SourceGate(max_rate=None, backoff=Backoff(), rng=random.Random(0))
+    shared = FakeShared()
+    gate.shared = shared
+    gate.retry_after(0.0, 30.0)
+    gate.failure(1.0)
+    gate.hold(2.0, 300.0)
+    assert shared.told == [(30.0, "retry-after"), (300.0, "auth")]
+
+
+def test_a_fleet_budget_stands_in_for_the_local_rate_cap() -> None:
+    """With a shared budget the gate spaces nothing itself; the fleet's wait is the wait."""
+    gate = SourceGate(max_rate=1.0, backoff=Backoff(), rng=random.Random(0))
+    shared = FakeShared(budget=0.0)
+    gate.shared = shared
+    assert [gate.acquire(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert shared.taken == 3
+    assert gate.sent_last_minute(0.0) == 3
+    shared.budget = 0.4
+    assert gate.acquire(0.0) == 0.4
+    assert gate.slot_in(0.0) == 0.4
+    gate.shared = FakeShared(budget=None)  # no shared budget for this account: the local cap
+    assert gate.acquire(0.0) == 0.0
+    assert gate.acquire(0.0) == 1.0
