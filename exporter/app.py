@@ -29,6 +29,7 @@ from exporter.exposition.server import MetricsServer
 from exporter.exposition.websecurity import WebSecurity
 from exporter.fleet import Fleet
 from exporter.intake.dirjobs import DirJobs
+from exporter.intake.fleetjobs import FleetJobs
 from exporter.intake.reload import Reloader
 from exporter.intake.watchlist import Watchlist
 from exporter.jobs.keys import JobKey
@@ -117,6 +118,16 @@ class Exporter:
             shard=shard,
         )
         self._reloader: Reloader | None = None
+        # A sharded fleet stores registrations in Redis for the shard each falls to.
+        self.fleet_jobs = (
+            FleetJobs(
+                self.watchlist,
+                self._fleet.registrations,
+                max_jobs_per_source=max_jobs_per_source,
+            )
+            if self._fleet is not None and self.watchlist.shard.sharded
+            else None
+        )
         self._dir_jobs = DirJobs(
             self.watchlist,
             sources=lambda: self._pool.runtimes,
@@ -174,6 +185,8 @@ class Exporter:
         # Wired after the restore, which would otherwise write every job straight back.
         self.table.subscribe(Saving(store))
         self.watchlist.sync_config(self.config)
+        if self.fleet_jobs is not None:
+            self.fleet_jobs.start()
         await self._dir_jobs.watch(g.watch_dir)
         self._dir_jobs.prune()  # restored from files that are gone
         self._reloaded(ok=True)
@@ -218,6 +231,8 @@ class Exporter:
         """Stop the server, the polls in flight and the sessions; safe to call twice."""
         self._ready = False
         await self._dir_jobs.close()  # first: a reload finishing now starts no new watcher
+        if self.fleet_jobs is not None:
+            self.fleet_jobs.close()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

@@ -286,6 +286,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
                     limits=limits,
                     stats=exporter.stats,
                     security=security,
+                    shared=exporter.fleet_jobs,
                 )
                 await stack.enter_async_context(api)
                 LOG.info("registration API on port %d", api.port)

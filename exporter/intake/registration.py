@@ -4,7 +4,9 @@ Off unless ``--api.listen-address`` is given, on a listener of its own
 (loopback suits a sidecar, which shares the pod's network with the app)::
 
     PUT    /api/v1/sources/{source}/jobs/{id}   body {"labels": {...}} optional: 201 new, 200 known
-                                                (421 when sharded and the job is another shard's)
+                                                (421 when sharded alone and the job is another
+                                                shard's; in a sharded fleet stored in Redis for
+                                                its shard, 503 when Redis cannot take it)
     DELETE /api/v1/sources/{source}/jobs/{id}   204
     GET    /api/v1/jobs                         every watched job and its state
 
@@ -28,6 +30,7 @@ from exporter.config import Secret, job_id_problem, label_name_problem
 from exporter.exposition.guard import HttpLimits, HttpStats
 from exporter.exposition.listener import Listener
 from exporter.exposition.websecurity import WEB_USER, WebSecurity
+from exporter.intake.fleetjobs import FleetJobs, RegistryUnavailable
 from exporter.intake.watchlist import Misdirected
 from exporter.polling.auth import AuthError, SecretCache
 
@@ -154,8 +157,10 @@ class JobsApiServer(Listener):
         limits: HttpLimits | None = None,
         stats: HttpStats | None = None,
         security: WebSecurity | None = None,
+        shared: FleetJobs | None = None,
     ) -> None:
         self._registry = registry
+        self._shared = shared
         self._token = Secret(file=token_file) if token_file else None
         self._secrets = SecretCache(monotonic)
         super().__init__(
@@ -205,7 +210,10 @@ class JobsApiServer(Listener):
             return _error(exc.status, str(exc))
         if request.method != "GET":
             return _error(405, "use GET")
-        return web.json_response({"jobs": self._registry.jobs()})
+        jobs = self._registry.jobs()
+        if self._shared is not None:
+            jobs += self._shared.others()
+        return web.json_response({"jobs": jobs})
 
     async def _job(self, request: web.Request) -> web.Response:
         try:
@@ -215,6 +223,21 @@ class JobsApiServer(Listener):
             return _error(exc.status, str(exc))
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"body larger than {MAX_BODY} bytes")
+
+    async def _watch(self, source: str, job_id: str, labels: tuple[tuple[str, str], ...]) -> bool:
+        """Watch here or, in a sharded fleet, store it for the shard it falls to."""
+        shared = self._shared
+        if shared is None:
+            return self._registry.watch(source, job_id, labels)
+        if not shared.has_source(source):
+            raise KeyError(source)
+        return await shared.add(source, job_id, labels)
+
+    async def _unwatch(self, source: str, job_id: str) -> bool:
+        """Stop watching a registered job here or, in a sharded fleet, everywhere."""
+        if self._shared is None:
+            return self._registry.unwatch(source, job_id, only="api")
+        return await self._shared.remove(source, job_id)
 
     async def _body(self, request: web.Request) -> bytes:
         """The request's body, which must arrive within the body timeout (a slow sender)."""
@@ -229,22 +252,24 @@ class JobsApiServer(Listener):
         if request.method == "PUT":
             labels = parse_labels(await self._body(request))
             try:
-                new = self._registry.watch(source, job_id, labels)
+                new = await self._watch(source, job_id, labels)
             except KeyError:
                 raise ApiError(404, f"unknown source {source!r}") from None
             except OverflowError as exc:
                 raise ApiError(507, str(exc)) from None
             except Misdirected as exc:
                 raise ApiError(421, str(exc)) from None
+            except RegistryUnavailable as exc:  # not acknowledged, so nothing is lost
+                raise ApiError(503, str(exc)) from None
             body = {"source": source, "id": job_id, "created": new}
             return web.json_response(body, status=201 if new else 200)
         if request.method == "DELETE":
             origin = self._registry.origin_of(source, job_id)
-            if origin is None:
-                raise ApiError(404, "job is not watched")
             # The config and the watch dir own their jobs: deleting one here would only
             # last until they list it again.
-            if origin != "api" or not self._registry.unwatch(source, job_id, only="api"):
+            if origin is not None and origin != "api":
                 raise ApiError(409, f"job comes from the {origin}, not the API; remove it there")
+            if not await self._unwatch(source, job_id):
+                raise ApiError(404, "job is not watched")
             return web.Response(status=204)
         raise ApiError(405, "use PUT or DELETE")

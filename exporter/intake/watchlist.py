@@ -95,6 +95,10 @@ class Watchlist:
         scheduler.schedule(key, self._rng.random() * min(src.interval, FIRST_POLL_WITHIN))
         return True
 
+    def has_source(self, source: str) -> bool:
+        """Whether ``source`` is configured."""
+        return source in self._runtimes
+
     def unwatch(self, source: str, job_id: str, only: str | None = None) -> bool:
         """Stop watching a job (of origin ``only``, if given); its series go at the next scrape."""
         key = (source, job_id)
