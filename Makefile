@@ -66,7 +66,7 @@ image: $(STAMP)
 	scripts/image-tools.sh
 	BATCH_JOB_EXPORTER_IMAGE_TEST=1 $(BIN)/pytest tests/test_image.py
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(BIN)/python -m bench
 
 clean:

@@ -19,7 +19,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import hostile, jobspage, live, policy, policyreport, polls, report, scrapes
+from bench import (
+    fleet,
+    fleetreport,
+    hostile,
+    jobspage,
+    live,
+    policy,
+    policyreport,
+    polls,
+    report,
+    scrapes,
+)
 
 SECTIONS = (
     "scrapes",
@@ -32,6 +43,7 @@ SECTIONS = (
     "startup",
     "hostile",
     "policy",
+    "fleet",
 )
 RESULTS = Path(__file__).parent / "results"
 # The full run's policy plot is the one docs/performance.md shows; --quick keeps its own.
@@ -130,9 +142,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         plot = args.out / "polling-policy-quick.png" if quick else PLOT
         plot.parent.mkdir(parents=True, exist_ok=True)
         out["policy"] = await policy.section(quick=quick, seed=seed, plot_to=plot)
+    if "fleet" in args.only:
+        print(
+            "fleet: 4 exporters x 2,500 jobs on one account, with Redis and without ...", flush=True
+        )
+        out["fleet"] = await fleet.section(quick=quick)
     out["duration_s"] = round(time.perf_counter() - started, 1)
     out["targets"] = report.targets(out) + jobspage.targets(out.get("page"))
     out["targets"] += policyreport.targets(out.get("policy"), out.get("polls"))
+    out["targets"] += fleetreport.targets(out.get("fleet"))
     return out
 
 
@@ -145,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     if "policy" in results:
         print(policyreport.table(results["policy"]) + "\n")
+    if "fleet" in results:
+        print(fleetreport.table(results["fleet"]) + "\n")
     print(report.table(results))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
