@@ -141,7 +141,7 @@ async def test_nothing_is_acknowledged_while_redis_is_away(
     for call in calls:
         with pytest.raises(FleetUnavailable):
             await call
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.15  # at once: not four 0.2 s call timeouts
     assert [r.job_id for r in member.registrations.known()] == ["kept"]
 
 
