@@ -33,6 +33,13 @@ class ConfigError(Exception):
         return "\n".join(self.problems)
 
 
+def raise_problems(walker: Walker, filename: str) -> None:
+    """Raise :class:`ConfigError` with every problem ``walker`` recorded, in file order."""
+    if walker.problems:
+        ordered = sorted(walker.problems, key=lambda p: (p.line, p.column))
+        raise ConfigError(p.format(filename) for p in ordered)
+
+
 def compose_root(text: str, walker: Walker, compose: Compose, *, empty: str) -> Node | None:
     """The document's root node, or ``None`` after recording why there is none (``empty``)."""
     try:

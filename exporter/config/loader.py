@@ -17,7 +17,7 @@ from exporter.config._adaptive import Adaptive, build_adaptive, resolve
 from exporter.config._fleet import build_fleet
 from exporter.config._nodes import Problem, Walker, describe, quote
 from exporter.config._sources import MIN_POLL_INTERVAL, build_sources
-from exporter.config._yaml import Compose, ConfigError, compose_root, safe_compose
+from exporter.config._yaml import Compose, ConfigError, compose_root, raise_problems, safe_compose
 from exporter.config.model import Config, GlobalConfig
 from exporter.vendors.base import ApiSpec
 
@@ -69,9 +69,7 @@ def parse_config(
     config = Config()
     if root is not None:
         config = _config(walker, root, registry)
-    if walker.problems:
-        ordered = sorted(walker.problems, key=lambda problem: (problem.line, problem.column))
-        raise ConfigError(problem.format(filename) for problem in ordered)
+    raise_problems(walker, filename)
     return config
 
 

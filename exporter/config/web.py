@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 from exporter.config._nodes import Fields, Walker, quote
-from exporter.config._yaml import ConfigError, compose_root, safe_compose
+from exporter.config._yaml import ConfigError, compose_root, raise_problems, safe_compose
 from exporter.config.tls import (
     TLS_VERSIONS,
     TLSFileError,
@@ -195,9 +195,7 @@ def parse_web_config(text: str, filename: str) -> WebConfig:
     config = WebConfig()
     if root is not None:
         config = _web(walker, root, filename)
-    if walker.problems:
-        ordered = sorted(walker.problems, key=lambda p: (p.line, p.column))
-        raise ConfigError(p.format(filename) for p in ordered)
+    raise_problems(walker, filename)
     return config
 
 
