@@ -287,6 +287,7 @@ async def _serve(config: Config | None, args: argparse.Namespace) -> int:
                     stats=exporter.stats,
                     security=security,
                     shared=exporter.fleet_jobs,
+                    persist=store.flush,
                 )
                 await stack.enter_async_context(api)
                 LOG.info("registration API on port %d", api.port)

@@ -158,8 +158,7 @@ class Chaos:
         elif status is None:
             job.unsure = True
             job.removed = time.time()
-        # else a 404: the exporter lost the registration, which the end counts (lost, or lost
-        # within the state file's last second before a SIGKILL, which README allows)
+        # else a 404: the exporter lost the registration, which the end counts
 
     async def cancel(self, member: Member) -> bool:
         """DELETE a registered job that has not finished (an app giving up on it)."""

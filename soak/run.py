@@ -180,7 +180,7 @@ async def soak(plan: Plan, root: Path) -> Result:
         *politeness.rate_checks(requests, rig.timeline, samples, plan, (start, end)),
         outcomes.values_check(ending),
         outcomes.lag_row(ending, rig.observer.settled_at),
-        *outcomes.registrations_check(ending, rig.timeline, plan),
+        *outcomes.registrations_check(ending, rig.timeline),
         outcomes.listed_check(ending, config_jobs, dir_jobs),
         *outcomes.log_checks(sorted((root / "logs").glob("*.log")), RedisServer.PASSWORD),
         *_other_rows(rig, codes, limit),

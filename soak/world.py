@@ -58,9 +58,6 @@ class Plan:
     rate_window: float = 10.0
     rate_slack: float = 0.10
     fleet: bool = True  # False: no global.fleet, to see what the checks catch without it
-    # A registration or DELETE answered this long before a SIGKILL may be lost, as README allows
-    # ("at most the last second of changes is lost"): counted apart. 0 counts every loss.
-    save_lag: float = 1.5
 
     @classmethod
     def of(cls, duration: float, *, short: bool, seed: int = 15, fleet: bool = True) -> Plan:

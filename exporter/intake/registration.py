@@ -20,7 +20,7 @@ import asyncio
 import hmac
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -33,6 +33,7 @@ from exporter.exposition.websecurity import WEB_USER, WebSecurity
 from exporter.intake.fleetjobs import FleetJobs, RegistryUnavailable
 from exporter.intake.watchlist import Misdirected
 from exporter.polling.auth import AuthError, SecretCache
+from exporter.state.statefile import StorageError
 
 MAX_BODY = 64 * 1024
 MAX_LABELS = 32
@@ -144,6 +145,9 @@ class JobsApiServer(Listener):
     """The registration API on its own listener; an async context manager.
 
     ``monotonic`` times the token file's re-checks (at most one a second).
+    ``persist`` writes the watched jobs' pending changes to disk: a ``PUT`` or
+    ``DELETE`` is answered after it returns, so an acknowledged change survives a
+    SIGKILL (concurrent changes share one write: the store writes one batch at a time).
     """
 
     def __init__(
@@ -158,8 +162,10 @@ class JobsApiServer(Listener):
         stats: HttpStats | None = None,
         security: WebSecurity | None = None,
         shared: FleetJobs | None = None,
+        persist: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._registry = registry
+        self._persist = persist
         self._shared = shared
         self._token = Secret(file=token_file) if token_file else None
         self._secrets = SecretCache(monotonic)
@@ -239,6 +245,16 @@ class JobsApiServer(Listener):
             return self._registry.unwatch(source, job_id, only="api")
         return await self._shared.remove(source, job_id)
 
+    async def _saved(self) -> None:
+        """Wait for the change just made to reach the state file (a sharded fleet's is in Redis)."""
+        if self._persist is None or self._shared is not None:
+            return
+        try:
+            await self._persist()
+        except StorageError as exc:
+            # Made, and kept in memory, but not promised: a retry tries the write again.
+            raise ApiError(503, f"the change is made but not saved, retry: {exc}") from None
+
     async def _body(self, request: web.Request) -> bytes:
         """The request's body, which must arrive within the body timeout (a slow sender)."""
         seconds = self.guard.limits.body_timeout
@@ -261,6 +277,7 @@ class JobsApiServer(Listener):
                 raise ApiError(421, str(exc)) from None
             except RegistryUnavailable as exc:  # not acknowledged, so nothing is lost
                 raise ApiError(503, str(exc)) from None
+            await self._saved()
             body = {"source": source, "id": job_id, "created": new}
             return web.json_response(body, status=201 if new else 200)
         if request.method == "DELETE":
@@ -271,5 +288,6 @@ class JobsApiServer(Listener):
                 raise ApiError(409, f"job comes from the {origin}, not the API; remove it there")
             if not await self._unwatch(source, job_id):
                 raise ApiError(404, "job is not watched")
+            await self._saved()
             return web.Response(status=204)
         raise ApiError(405, "use PUT or DELETE")

@@ -5,10 +5,12 @@
 change of a job in a dict; a background task writes that batch every
 ``flush_interval`` seconds in one transaction, on the store's own worker
 thread, so the event loop never waits on the disk.  A SIGKILL loses at most
-one interval of updates.  A failed write (disk full, read-only) logs a line
-and keeps the batch for the next try; the batch never holds more than one
-entry per job.  A file that is not a readable database of a known schema is
-renamed aside to ``<path>.corrupt-<unix time>`` and the store starts empty.
+one interval of updates, but none a caller awaited :meth:`~SqliteStore.flush`
+for (the registration API does, before it answers).  A failed write (disk
+full, read-only) logs a line and keeps the batch for the next try; the batch
+never holds more than one entry per job.  A file that is not a readable
+database of a known schema is renamed aside to ``<path>.corrupt-<unix time>``
+and the store starts empty.
 :class:`MemoryStore` is what runs without ``--storage.path``.
 """
 

@@ -25,7 +25,10 @@ from exporter.intake.registration import (
     unprotected,
 )
 from exporter.jobs.shard import Shard
+from exporter.state.statefile import StorageError
+from exporter.state.storage import SqliteStore
 from tests.harness import FS, Harness, source_yaml
+from tests.state.test_storage import rows
 
 MakeHarness = Callable[..., Awaitable[Harness]]
 ApiFactory = Callable[..., Awaitable[str]]
@@ -358,3 +361,61 @@ async def test_a_job_of_another_shard_is_answered_421_with_its_owner(
             assert await resp.json() == {
                 "error": "job falls to shard 1 of 2, not this one (0): register it there"
             }
+
+
+async def test_a_change_is_on_disk_before_it_is_acknowledged(
+    make_harness: MakeHarness, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """PUT and DELETE answer after the state file has the change, long before its next flush."""
+    db = str(tmp_path / "state.db")
+    h = await make_harness()
+    # An hour on the fake clock, which the test never advances: only the API's writes happen.
+    store = SqliteStore(db, flush_interval=3600, clock=h.clock)
+    await h.start(source_yaml(h.sim, FS, "fs", []), store=store)
+    assert h.exporter is not None
+    h.sim.add_job(FS, "j1", total=10, rate=1)
+    async with JobsApiServer(
+        h.exporter.watchlist,
+        host="127.0.0.1",
+        port=0,
+        monotonic=h.clock.monotonic,
+        persist=store.flush,
+    ) as api:
+        url = f"http://127.0.0.1:{api.port}/api/v1/sources/fs/jobs/j1"
+        async with http.put(url) as resp:
+            assert resp.status == 201
+        assert [(source, job) for source, job, _ in rows(db)] == [("fs", "j1")]
+        async with http.delete(url) as resp:
+            assert resp.status == 204
+        assert rows(db) == []
+
+
+async def test_a_change_the_disk_refuses_is_answered_503(
+    make_api: Callable[..., Awaitable[tuple[Harness, str]]], http: aiohttp.ClientSession
+) -> None:
+    """A write that fails is not acknowledged: 503 with the reason, and a retry writes again."""
+    h, _ = await make_api()
+    assert h.exporter is not None
+    tries: list[int] = []
+
+    async def full_disk() -> None:
+        tries.append(1)
+        raise StorageError("cannot write state.db: database or disk is full")
+
+    async with JobsApiServer(
+        h.exporter.watchlist,
+        host="127.0.0.1",
+        port=0,
+        monotonic=h.clock.monotonic,
+        persist=full_disk,
+    ) as api:
+        url = f"http://127.0.0.1:{api.port}/api/v1/sources/fs/jobs/j1"
+        for _ in range(2):
+            async with http.put(url) as resp:
+                assert resp.status == 503
+                assert await resp.json() == {
+                    "error": "the change is made but not saved, retry: "
+                    "cannot write state.db: database or disk is full"
+                }
+    assert tries == [1, 1]
+    assert h.exporter.watchlist.origin_of("fs", "j1") == "api"
