@@ -93,7 +93,7 @@ class SourceRequests:
     def _after(src: Src, wait: float) -> float:
         """When to come back: after ``wait``, spread so waiting jobs do not return at once.
 
-        A budgeted source's returning polls queue in its budget, which meters them.
+        A rate-capped source's returning polls queue in its budget, which meters them.
         """
         if src.budget is not None:
             return wait

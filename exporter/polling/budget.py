@@ -1,13 +1,16 @@
-"""A budgeted adaptive source's due polls, waiting for its request budget, best first.
+"""A rate-capped source's due polls, waiting for its request budget, best first.
 
-With ``max_requests_per_second`` and ``adaptive_polling``, the scheduler hands
-the source's due polls to its :class:`Budget` instead of starting them.  The
-budget lets one through per request slot of the source's gate, the one that
-buys the most freshness first (:meth:`~exporter.polling.plans.SourcePlan.rank`:
-timed to an estimated finish, never polled or just failed, else the longest
-overdue against its plan), not the oldest in the queue.  A closed gate
-(Retry-After, a backoff, refused credentials) lets nothing through: it always
-wins over any plan.
+With ``max_requests_per_second``, the scheduler hands the source's due polls
+to its :class:`Budget` instead of starting them, and the budget lets one
+through per request slot of the source's gate (its own cap, or its share of a
+fleet's).  A poll that started would otherwise meet a taken slot, go back
+to wait and try again, dozens of times per request sent when many jobs are
+due at once.  An adaptive source's budget lets the poll that buys the most
+freshness go first (:meth:`~exporter.polling.plans.SourcePlan.rank`: timed to
+an estimated finish, never polled or just failed, else the longest overdue
+against its plan); a fixed-interval source's, the one due longest.  A closed
+gate (Retry-After, a backoff, refused credentials) lets nothing through: it
+always wins over any plan.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from exporter.polling.plans import SourcePlan
 
 
 class Budget:
-    """The scheduler's lane for one source: a queue by rank, metered by the gate's rate cap."""
+    """The scheduler's lane for one source: a queue by rank, metered by the gate's rate cap.
 
-    def __init__(self, gate: SourceGate, plan: SourcePlan) -> None:
+    ``plan`` (an adaptive source's) ranks the queue; without one it is by due time.
+    """
+
+    def __init__(self, gate: SourceGate, plan: SourcePlan | None) -> None:
         self.gate = gate
         self.plan = plan
         self._heap: list[tuple[float, int, JobKey]] = []
@@ -36,7 +42,8 @@ class Budget:
 
     def offer(self, key: JobKey, seq: int, due: float) -> None:
         """A poll of ``key`` (the scheduler's entry ``seq``) that was due at ``due`` waits."""
-        heapq.heappush(self._heap, (self.plan.rank(key[1], due), seq, key))
+        plan = self.plan
+        heapq.heappush(self._heap, (due if plan is None else plan.rank(key[1], due), seq, key))
 
     def ready_in(self, now: float) -> float:
         """Seconds until a waiting poll may start (``inf`` when none waits)."""

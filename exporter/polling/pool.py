@@ -52,11 +52,11 @@ def new_plan(
 def adaptive_parts(
     src: SourceConfig, spec: ApiSpec, gate: SourceGate, *, rng: random.Random
 ) -> tuple[SourcePlan | None, Budget | None]:
-    """A new source's plan (if adaptive) and budget (if rate-capped too), as the pool makes them."""
-    if src.adaptive_polling is None:
-        return None, None
-    plan = new_plan(src.adaptive_polling, spec, rng=rng)
-    plan.rate = src.max_requests_per_second
+    """A new source's plan (if adaptive) and budget (if rate-capped), as the pool makes them."""
+    plan = None
+    if src.adaptive_polling is not None:
+        plan = new_plan(src.adaptive_polling, spec, rng=rng)
+        plan.rate = src.max_requests_per_second
     return plan, Budget(gate, plan) if src.max_requests_per_second else None
 
 
@@ -182,7 +182,7 @@ class SourcePool:
     def _adapt(
         self, runtime: SourceRuntime, src: SourceConfig, old: SourceRuntime | None, *, reset: bool
     ) -> None:
-        """Give an adaptive source its plans and, with a rate cap, its budget.
+        """Give an adaptive source its plans and a rate-capped one its budget.
 
         The plans it had carry over with new bounds (what they learned too), and so
         does a budget on the same gate, unless its jobs start over.
@@ -190,16 +190,18 @@ class SourcePool:
         name = src.name
         if old is not None and old.plan is not None:
             self._plans[name] = old.plan
-        if src.adaptive_polling is None:
-            return
-        plan = self._plans.pop(name, None)
-        stats = self._plan_stats
-        lateness = _ignore if stats is None else functools.partial(stats.plan_lateness, name)
-        if plan is None or reset:
-            plan = new_plan(src.adaptive_polling, runtime.spec, rng=self._rng, lateness=lateness)
-        plan.bounds = src.adaptive_polling
-        plan.rate = src.max_requests_per_second
-        runtime.plan = plan
+        plan = None
+        if src.adaptive_polling is not None:
+            plan = self._plans.pop(name, None)
+            stats = self._plan_stats
+            lateness = _ignore if stats is None else functools.partial(stats.plan_lateness, name)
+            if plan is None or reset:
+                plan = new_plan(
+                    src.adaptive_polling, runtime.spec, rng=self._rng, lateness=lateness
+                )
+            plan.bounds = src.adaptive_polling
+            plan.rate = src.max_requests_per_second
+            runtime.plan = plan
         if src.max_requests_per_second:
             budget = old.budget if old is not None else None
             if budget is None or budget.gate is not runtime.gate:

@@ -67,9 +67,9 @@ C_co = TypeVar("C_co", bound=PollClient, covariant=True)
 class Runtime(Generic[C_co]):
     """What polling one source needs: its API, client, gate and interval.
 
-    An adaptive source has its ``plan``, and with a rate cap also its
-    ``budget`` (the scheduler's lane for it); ``interval`` then only spreads
-    first polls and paces what waits for a listing.
+    An adaptive source has its ``plan`` (``interval`` then only spreads first
+    polls and paces what waits for a listing); a rate-capped one has its
+    ``budget``, the scheduler's lane for it.
     """
 
     spec: ApiSpec

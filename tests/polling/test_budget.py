@@ -1,4 +1,4 @@
-"""A budgeted source's lane in the real scheduler: value order, its rate, a closed gate wins."""
+"""A rate-capped source's lane in the real scheduler: value or due order, its rate, gate first."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ BOUNDS = AdaptivePolling(min_interval=5.0, max_interval=600.0)
 class Rig:
     """A scheduler whose keys of SOURCE queue in one budget; the runs are noted."""
 
-    def __init__(self, clock: FakeClock, *, rate: float = 1.0) -> None:
+    def __init__(self, clock: FakeClock, *, rate: float = 1.0, adaptive: bool = True) -> None:
         self.clock = clock
         self.gate = SourceGate(max_rate=rate, backoff=Backoff(), rng=random.Random(1))
         self.plan = SourcePlan(BOUNDS, hints={}, rng=ZeroRandom())
-        self.budget = Budget(self.gate, self.plan)
+        self.budget = Budget(self.gate, self.plan if adaptive else None)
         self.ran: list[tuple[float, str]] = []
         self.scheduler: Scheduler[JobKey] = Scheduler(
             self.work, clock=clock, max_concurrency=8, lanes=self.lane
@@ -145,3 +145,14 @@ async def test_without_a_rate_cap_a_lane_lets_everything_through(clock: FakeCloc
             r.scheduler.schedule((SOURCE, job_id), 0.0)
         await settle()
     assert [at for at, _ in r.ran] == [1000.0, 1000.0, 1000.0]
+
+
+async def test_a_fixed_interval_source_goes_by_due_time_one_per_slot(clock: FakeClock) -> None:
+    """Without a plan the longest due goes first, one a slot, each started once (no retries)."""
+    r = Rig(clock, rate=2.0, adaptive=False)
+    async with r.scheduler:
+        for job_id, delay in (("c", 0.4), ("a", 0.0), ("b", 0.2), ("d", 0.4)):
+            r.scheduler.schedule((SOURCE, job_id), delay)
+        await settle()
+        await advance(clock, 3.0)
+    assert r.ran == [(1000.0, "a"), (1000.5, "b"), (1001.0, "c"), (1001.5, "d")]

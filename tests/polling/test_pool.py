@@ -124,7 +124,7 @@ def _adaptive(**changes: object) -> SourceConfig:
 
 
 async def test_adaptive_sources_get_plans_and_rate_capped_ones_a_budget(clock: FakeClock) -> None:
-    """Plans for adaptive sources, a budget with max_requests_per_second, fixed ones neither."""
+    """Plans for adaptive sources; a budget for every rate-capped one, ranked by plan if any."""
     stats = PlanStats()
     pool = SourcePool(
         registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0), plan_stats=stats
@@ -135,7 +135,10 @@ async def test_adaptive_sources_get_plans_and_rate_capped_ones_a_budget(clock: F
                                  max_requests_per_second=2.0), fixed)))  # fmt: skip
         td, capped, plain = (pool.runtimes[name] for name in ("td", "capped", "fixed"))
         assert td.plan is not None
-        assert (td.budget, plain.plan, plain.budget) == (None, None, None)
+        assert (td.budget, plain.plan) == (None, None)
+        assert plain.budget is not None
+        assert (plain.budget.plan, plain.budget.gate) == (None, plain.gate)
+        assert pool.lane(("fixed", "x")) is plain.budget
         assert capped.budget is not None
         assert capped.budget.plan is capped.plan
         assert pool.lane(("capped", "x")) is capped.budget
