@@ -48,6 +48,7 @@ NAMED_IN_DESCRIPTION = {
     "BatchJobSourceRateLimited": ("source", "instance"),
     "BatchJobExporterDown": ("instance", "job"),
     "BatchJobExporterConfigReloadFailed": ("instance",),
+    "BatchJobExporterFleetDown": ("instance",),
 }
 
 # Grafana's own variables, replaced by values a panel would get for a short time range.

@@ -369,19 +369,27 @@ def exporter_config(sim: str, sim2: str, dead_port: int) -> Json:
         source_config(api, name=name, base_url=vendor_url(sim, api), jobs=jobs(api))
         for api, name in SOURCES.items()
     ]
+    unreachable = source_config(
+        FS,
+        name="unreachable",
+        base_url=vendor_url(f"http://127.0.0.1:{dead_port}/", FS),
+        jobs=[UNREACHABLE_JOB],
+    )
     return {
-        "global": {"poll_interval": "1s", "request_timeout": "2s", "finished_job_retention": "1h"},
+        "global": {
+            "poll_interval": "1s",
+            "request_timeout": "2s",
+            "finished_job_retention": "1h",
+            # A fleet whose Redis never answers: BatchJobExporterFleetDown, the fleet panels.
+            "fleet": {"redis_url": f"redis://127.0.0.1:{dead_port}/0", "name": "e2e"},
+        },
         "sources": [
             *scenario,
             source_config(
                 EVO, name="ratelimited", base_url=vendor_url(sim2, EVO), jobs=[RATE_LIMITED_JOB]
             ),
-            source_config(
-                FS,
-                name="unreachable",
-                base_url=vendor_url(f"http://127.0.0.1:{dead_port}/", FS),
-                jobs=[UNREACHABLE_JOB],
-            ),
+            # Rate-capped, for the budget panel: its one job fails to connect, at most 5/s.
+            {**unreachable, "max_requests_per_second": 5},
         ],
     }
 
@@ -838,6 +846,7 @@ def test_every_alert_fires_for_the_scenario_and_nothing_else(stack: Stack) -> No
         ("BatchJobSourceRateLimited", "ratelimited", "", exp),
         ("BatchJobExporterDown", "", "", stack.dead_instance),
         ("BatchJobExporterConfigReloadFailed", "", "", exp),
+        ("BatchJobExporterFleetDown", "", "", exp),
     }
     assert {name for name, *_ in expected} == {rule["alert"] for rule in alert_rules()}
     seen: list[set[tuple[str, str, str, str]]] = [set()]

@@ -1,4 +1,4 @@
-"""The exporter health dashboard: requests, latency, rate limiting, polls, config, process."""
+"""The exporter health dashboard: requests, rate limits, budgets, fleet, polls, process."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ REQUESTS = f"batchjob_exporter_api_requests_total{{{SRC}}}"
 BUILD_INFO = f"batchjob_exporter_build_info{{{EXP}}}"
 CONFIG_OK = f"batchjob_exporter_config_last_reload_successful{{{EXP}}}"
 CONFIG_LOADED = f"batchjob_exporter_config_last_reload_success_timestamp_seconds{{{EXP}}}"
+FLEET_UP = f"batchjob_exporter_fleet_up{{{EXP}}}"
 
 
 def _latency(q: str) -> tuple[str, str]:
@@ -85,6 +86,24 @@ RATE_LIMITING = (
         ),
         unit="percentunit",
         max_value=1,
+    ),
+)
+BUDGETS = (
+    Graph(
+        "Budget used",
+        "Requests sent to each source with max_requests_per_second over the last minute, "
+        "÷ what that rate allows. Near 100% the budget binds: due polls wait their turn "
+        "(an adaptive source's that gain most first). In a fleet the budget is the "
+        "account's: each exporter's line is its own part, and the lines add up.",
+        ((f"batchjob_exporter_budget_used_ratio{{{SRC}}}", "{{source}} on {{instance}}"),),
+        unit="percentunit",
+        max_value=1,
+    ),
+    Graph(
+        "Fleet members",
+        "With global.fleet: the exporters each one last counted alive in Redis, by which "
+        "it divides every account's budget (also while Redis is away).",
+        ((f"batchjob_exporter_fleet_members{{{EXP}}}", BY_INSTANCE),),
     ),
 )
 POLLS = (
@@ -215,6 +234,20 @@ def _config_timeline() -> Json:
     )
 
 
+def _fleet_timeline() -> Json:
+    """Whether each exporter of a fleet reaches its Redis, over time."""
+    return state_timeline(
+        "Fleet Redis",
+        "With global.fleet: whether the fleet's Redis answered the exporter's last call. "
+        "While it does not, the exporter keeps to its last share of each budget, but no "
+        "longer learns of the Retry-After windows other exporters meet.",
+        targets((FLEET_UP, BY_INSTANCE)),
+        size=(8, 8),
+        defaults={"color": {"mode": "thresholds"}, **two_state("up", "down")},
+        show_value="auto",
+    )
+
+
 def _variables() -> list[Json]:
     """Scrape job and instance of the exporter, then the sources it watches."""
     return [
@@ -243,13 +276,16 @@ def _variables() -> list[Json]:
 
 
 def exporter_health() -> Json:
-    """The exporter itself: requests, latency, rate limiting, polls, config, process."""
+    """The exporter itself: requests, latency, rate limiting, budgets, polls, config, process."""
     panels = [
         *_summary(),
         row("Vendor requests"),
         *graphs(VENDOR_REQUESTS, size=(12, 8), table_legend=True),
         row("Rate limiting"),
         *graphs(RATE_LIMITING),
+        row("Budgets and fleet"),
+        *graphs(BUDGETS),
+        _fleet_timeline(),
         row("Polls"),
         *graphs(POLLS),
         row("Process"),
@@ -259,8 +295,8 @@ def exporter_health() -> Json:
     return dashboard(
         UID_EXPORTER,
         "Batch job exporter health",
-        "batch-job-exporter itself: vendor requests, latency, rate limiting, polls, config, "
-        "CPU and memory.",
+        "batch-job-exporter itself: vendor requests, latency, rate limiting, budgets and "
+        "fleet, polls, config, CPU and memory.",
         panels,
         _variables(),
     )
