@@ -1,8 +1,7 @@
-"""The command line: flags, --check-config, and the real process with signals."""
+"""The command: --check-config, refusals before start, and the real process with signals."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import socket
@@ -11,9 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter.app import Listen
-from exporter.cli import DEFAULT_PORT, _shard, build_parser, main, parse_listen
-from exporter.jobs.shard import Shard
+from exporter.cli import main
 from tests.conftest import exporter_process
 from tests.polling.test_client_tls import issue, make_ca
 
@@ -33,26 +30,6 @@ sources:
     api: no_such_api
     base_url: http://127.0.0.1:9/
 """
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (":9100", Listen("", 9100)),
-        ("127.0.0.1:0", Listen("127.0.0.1", 0)),
-        ("[::1]:8080", Listen("::1", 8080)),
-    ],
-)
-def test_parse_listen(value: str, expected: Listen) -> None:
-    """Listen addresses take Prometheus' HOST:PORT forms."""
-    assert parse_listen(value) == expected
-
-
-@pytest.mark.parametrize("value", ["9100", "host:", "host:99999", "host:port"])
-def test_parse_listen_rejects_nonsense(value: str) -> None:
-    """A listen address without a valid port is refused."""
-    with pytest.raises(argparse.ArgumentTypeError):
-        parse_listen(value)
 
 
 def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,43 +130,6 @@ def test_config_file_is_required_without_demo(capsys: pytest.CaptureFixture[str]
         main([])
     assert exc.value.code == 2
     assert "--config.file is required" in capsys.readouterr().err
-
-
-def test_web_limit_flags_parse_durations_and_counts() -> None:
-    """``--web.*`` limits take Prometheus durations and a positive count; defaults as documented."""
-    args = build_parser().parse_args(
-        ["--web.header-timeout=2s", "--web.body-timeout=500ms", "--web.max-connections=3"]
-    )
-    assert (args.header_timeout, args.body_timeout, args.idle_timeout) == (2.0, 0.5, 60.0)
-    assert args.max_connections == 3
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for flag, default in (("header", "5s"), ("body", "10s"), ("idle", "60s")):
-        assert f"| `--web.{flag}-timeout=DURATION` | `{default}` |" in readme
-    assert "| `--web.max-connections=N` | `512` |" in readme
-
-
-@pytest.mark.parametrize(
-    ("flag", "message"),
-    [
-        ("--web.header-timeout=soon", 'invalid duration "soon"'),
-        ("--web.idle-timeout=0s", "must be more than 0, got '0s'"),
-        ("--web.max-connections=0", "expected a positive integer, got '0'"),
-    ],
-)
-def test_web_limit_flags_refuse_nonsense(
-    flag: str, message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A bad limit exits 2 with argparse's message naming the value."""
-    with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args([flag])
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-def test_default_port_is_documented() -> None:
-    """The README names the default port the code uses."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert f":{DEFAULT_PORT}" in readme
 
 
 def free_port() -> int:
@@ -338,18 +278,6 @@ async def test_a_ca_file_that_does_not_load_exits_1_with_one_line(
     assert proc.returncode == 1
     assert b"c.yaml:7:27: sources[0].tls_config.ca_file: fs: cannot set up its HTTP client" in err
     assert b"Traceback" not in err
-
-
-def test_shard_flags_take_a_number_or_the_hostname() -> None:
-    """``--shard=2`` or ``--shard=from-hostname`` (a StatefulSet pod's ``-N``), below the total."""
-    assert _shard("2", 4, "any") == Shard(2, 4)
-    assert _shard("from-hostname", 4, "batch-job-exporter-3") == Shard(3, 4)
-    with pytest.raises(ValueError, match="not below --total-shards 4"):
-        _shard("4", 4, "any")
-    with pytest.raises(ValueError, match="expected a number or from-hostname"):
-        _shard("two", 4, "any")
-    with pytest.raises(ValueError, match="does not end in -N"):
-        _shard("from-hostname", 4, "laptop")
 
 
 def test_a_shard_beyond_the_total_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

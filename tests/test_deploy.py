@@ -39,10 +39,10 @@ import referencing.jsonschema
 import yaml
 
 from exporter import __version__
-from exporter.cli import DEFAULT_PORT, build_parser
 from exporter.config import parse_config
 from exporter.config.tls import TLS_VERSIONS
 from exporter.config.web import WebConfig, parse_web_config, server_context
+from exporter.flags import DEFAULT_PORT, build_parser
 from exporter.intake.registration import unprotected
 from exporter.jobs.shard import Shard, shard_from_hostname
 from exporter.vendors import REGISTRY

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from exporter import __version__
-from exporter.cli import DEFAULT_PORT
+from exporter.flags import DEFAULT_PORT
 
 IMAGE_TEST_ENV = "BATCH_JOB_EXPORTER_IMAGE_TEST"
 pytestmark = [
