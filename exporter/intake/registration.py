@@ -286,8 +286,11 @@ class JobsApiServer(Listener):
             # last until they list it again.
             if origin is not None and origin != "api":
                 raise ApiError(409, f"job comes from the {origin}, not the API; remove it there")
-            if not await self._unwatch(source, job_id):
-                raise ApiError(404, "job is not watched")
+            gone = await self._unwatch(source, job_id)
+            # A 404 too is said once on disk: a retry of a DELETE answered 503 (made, not
+            # saved) meets no job, and must not leave the job to come back after a restart.
             await self._saved()
+            if not gone:
+                raise ApiError(404, "job is not watched")
             return web.Response(status=204)
         raise ApiError(405, "use PUT or DELETE")

@@ -115,6 +115,10 @@ class SqliteStore:
         self._interval = flush_interval
         self._clock = clock or SystemClock()
         self._pending: dict[JobKey, JobRecord | None] = {}  # None: delete
+        # Changes noted, and how many of them are on disk: a flush whose caller's change an
+        # earlier write took returns at once, so concurrent awaiters share writes.
+        self._changes = 0
+        self._written = 0
         # Touched on the worker thread only.
         self._file = StateFile(path, self._clock, connect=connect, rename=rename, access=access)
         self._executor: ThreadPoolExecutor | None = None
@@ -172,17 +176,28 @@ class SqliteStore:
     def put(self, record: JobRecord) -> None:
         """Note ``record`` for the next write; the last put or delete of a job wins."""
         self._pending[record.source, record.job_id] = record
+        self._changes += 1
 
     def delete(self, source: str, job_id: str) -> None:
         """Note that the job is gone, for the next write."""
         self._pending[source, job_id] = None
+        self._changes += 1
 
     async def flush(self) -> None:
-        """Write everything pending now; StorageError if that fails (the batch stays pending)."""
+        """Write every change made before the call; StorageError if that fails (kept pending).
+
+        Returns at once when another write already took them: callers that wait on
+        a write in progress share the next one, whatever polls note meanwhile.
+        """
+        target = self._changes
         async with self._lock:
-            if not self._pending:
+            if self._written >= target:
+                return
+            if not self._pending:  # nothing in flight (the lock is ours): all is written
+                self._written = self._changes
                 return
             batch, self._pending = self._pending, {}
+            upto = self._changes
             try:
                 await self._call(self._file.write, batch)
             except BaseException as exc:
@@ -196,6 +211,7 @@ class SqliteStore:
                 self._failing = True
                 raise StorageError(f"cannot write {self.path}: {exc}") from exc
             self.writes += 1
+            self._written = upto
             if self._failing:
                 LOG.info("saving job state to %s works again", self.path)
                 self._failing = False

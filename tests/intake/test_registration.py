@@ -393,7 +393,7 @@ async def test_a_change_is_on_disk_before_it_is_acknowledged(
 async def test_a_change_the_disk_refuses_is_answered_503(
     make_api: Callable[..., Awaitable[tuple[Harness, str]]], http: aiohttp.ClientSession
 ) -> None:
-    """A write that fails is not acknowledged: 503 with the reason, and a retry writes again."""
+    """A write that fails is not acknowledged: 503 with the reason; a PUT or DELETE retry writes."""
     h, _ = await make_api()
     assert h.exporter is not None
     tries: list[int] = []
@@ -417,5 +417,10 @@ async def test_a_change_the_disk_refuses_is_answered_503(
                     "error": "the change is made but not saved, retry: "
                     "cannot write state.db: database or disk is full"
                 }
-    assert tries == [1, 1]
-    assert h.exporter.watchlist.origin_of("fs", "j1") == "api"
+        assert h.exporter.watchlist.origin_of("fs", "j1") == "api"
+        # The retry of a DELETE meets no job, but is not answered 404 before it is on disk.
+        for _ in range(2):
+            async with http.delete(url) as resp:
+                assert resp.status == 503
+    assert tries == [1, 1, 1, 1]
+    assert h.exporter.watchlist.origin_of("fs", "j1") is None

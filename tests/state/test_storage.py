@@ -121,6 +121,43 @@ async def test_delete_removes_the_row_and_wins_over_an_earlier_put(db: str) -> N
     assert [r.job_id for r in await reload(db)] == ["b"]
 
 
+async def until_nothing_pending(store: SqliteStore) -> None:
+    """Wait (at most 5 s) until a flush has taken the pending batch to write it."""
+    for _ in range(500):
+        if store.pending == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the batch was never taken")
+
+
+async def test_flushes_waiting_on_a_write_share_the_next_one(db: str) -> None:
+    """A flush whose changes an earlier write took returns at once, new changes or not.
+
+    A: writes {a}; B and C wait for it (b before both); B writes {b}; e comes meanwhile;
+    C then has nothing of its own to write: two writes, and e stays for the next one.
+    """
+    first, second = threading.Event(), threading.Event()
+    async with SqliteStore(db) as store:
+        held = asyncio.ensure_future(on_worker(store, lambda _: first.wait(5)))
+        store.put(record("a"))
+        a = asyncio.ensure_future(store.flush())
+        await settle()
+        # Queued behind A's write, so that B's write, when it comes, waits on the test.
+        held_again = asyncio.ensure_future(on_worker(store, lambda _: second.wait(5)))
+        store.put(record("b"))
+        b = asyncio.ensure_future(store.flush())
+        c = asyncio.ensure_future(store.flush())
+        await settle()
+        first.set()
+        await a
+        await until_nothing_pending(store)  # B has taken {b}
+        store.put(record("e"))
+        second.set()
+        await asyncio.gather(b, c, held, held_again)
+        assert (store.writes, store.pending) == (2, 1)
+        assert [job for _, job, _ in rows(db)] == ["a", "b"]
+
+
 async def test_close_writes_what_is_pending_and_is_safe_twice(db: str) -> None:
     """Closing flushes pending changes; a second close does nothing and raises nothing."""
     store = SqliteStore(db)
