@@ -1,4 +1,4 @@
-"""A rate-capped source's due polls, waiting for its request budget, best first.
+"""A rate-capped account's due polls, waiting for its request budget, best first.
 
 With ``max_requests_per_second``, the scheduler hands the source's due polls
 to its :class:`Budget` instead of starting them, and the budget lets one
@@ -25,14 +25,17 @@ from exporter.polling.plans import SourcePlan
 
 
 class Budget:
-    """The scheduler's lane for one source: a queue by rank, metered by the gate's rate cap.
+    """The scheduler's lane for one gate: a queue by rank, metered by the gate's rate cap.
 
-    ``plan`` (an adaptive source's) ranks the queue; without one it is by due time.
+    The sources of one account share the gate, so they share its lane too: two
+    lanes on one gate would each let a poll through per slot, and the one started
+    first would always take it.  ``plans`` (the adaptive sources', by name) rank
+    their polls; another source's go by due time, which ranks alike (both are times).
     """
 
-    def __init__(self, gate: SourceGate, plan: SourcePlan | None) -> None:
+    def __init__(self, gate: SourceGate, plans: dict[str, SourcePlan] | None = None) -> None:
         self.gate = gate
-        self.plan = plan
+        self.plans: dict[str, SourcePlan] = plans or {}
         self._heap: list[tuple[float, int, JobKey]] = []
         self._next = 0.0  # the lane's own spacing: a slot let through is not yet taken
 
@@ -42,7 +45,7 @@ class Budget:
 
     def offer(self, key: JobKey, seq: int, due: float) -> None:
         """A poll of ``key`` (the scheduler's entry ``seq``) that was due at ``due`` waits."""
-        plan = self.plan
+        plan = self.plans.get(key[0])
         heapq.heappush(self._heap, (due if plan is None else plan.rank(key[1], due), seq, key))
 
     def ready_in(self, now: float) -> float:

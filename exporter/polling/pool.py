@@ -57,7 +57,9 @@ def adaptive_parts(
     if src.adaptive_polling is not None:
         plan = new_plan(src.adaptive_polling, spec, rng=rng)
         plan.rate = src.max_requests_per_second
-    return plan, Budget(gate, plan) if src.max_requests_per_second else None
+    if not src.max_requests_per_second:
+        return plan, None
+    return plan, Budget(gate, {} if plan is None else {src.name: plan})
 
 
 def _settings(src: SourceConfig, g: GlobalConfig) -> tuple[object, ...]:
@@ -146,6 +148,7 @@ class SourcePool:
             self._adapt(runtime, src, old, reset=name in reset)
             self.runtimes[name] = runtime
             self._settings[name] = settings
+        self._lanes(wanted)
         self._share(config)
         return reset
 
@@ -172,7 +175,10 @@ class SourcePool:
         account = src.account_name
         for other, runtime in self.runtimes.items():
             if other != name and runtime.client.source.account_name == account:
-                return runtime.gate  # another source of the vendor account: one politeness
+                # Another source of the vendor account: one politeness.  The config holds
+                # their caps equal; a reload may have changed it for both at once.
+                runtime.gate.set_rate(src.max_requests_per_second)
+                return runtime.gate
         if kept is not None and kept[0] == src.base_url:
             # The same vendor endpoint: its Retry-After window and backoff carry over.
             kept[1].set_rate(src.max_requests_per_second)
@@ -182,32 +188,46 @@ class SourcePool:
     def _adapt(
         self, runtime: SourceRuntime, src: SourceConfig, old: SourceRuntime | None, *, reset: bool
     ) -> None:
-        """Give an adaptive source its plans and a rate-capped one its budget.
+        """Give an adaptive source its plans; keep its budget lane if its gate stays.
 
-        The plans it had carry over with new bounds (what they learned too), and so
-        does a budget on the same gate, unless its jobs start over.
+        The plans it had carry over with new bounds (what they learned too), unless
+        its jobs start over.  :meth:`_lanes` then settles every source's lane.
         """
         name = src.name
         if old is not None and old.plan is not None:
             self._plans[name] = old.plan
-        plan = None
-        if src.adaptive_polling is not None:
-            plan = self._plans.pop(name, None)
-            stats = self._plan_stats
-            lateness = _ignore if stats is None else functools.partial(stats.plan_lateness, name)
-            if plan is None or reset:
-                plan = new_plan(
-                    src.adaptive_polling, runtime.spec, rng=self._rng, lateness=lateness
-                )
-            plan.bounds = src.adaptive_polling
-            plan.rate = src.max_requests_per_second
-            runtime.plan = plan
-        if src.max_requests_per_second:
-            budget = old.budget if old is not None else None
-            if budget is None or budget.gate is not runtime.gate:
-                budget = Budget(runtime.gate, plan)
-            budget.plan = plan
+        if old is not None and old.budget is not None and old.budget.gate is runtime.gate:
+            runtime.budget = old.budget
+        if src.adaptive_polling is None:
+            return
+        plan = self._plans.pop(name, None)
+        stats = self._plan_stats
+        lateness = _ignore if stats is None else functools.partial(stats.plan_lateness, name)
+        if plan is None or reset:
+            plan = new_plan(src.adaptive_polling, runtime.spec, rng=self._rng, lateness=lateness)
+        plan.bounds = src.adaptive_polling
+        plan.rate = src.max_requests_per_second
+        runtime.plan = plan
+
+    def _lanes(self, wanted: Mapping[str, SourceConfig]) -> None:
+        """One budget lane per rate-capped gate, shared by its account's sources."""
+        lanes: dict[SourceGate, Budget] = {}
+        for runtime in self.runtimes.values():
+            kept = runtime.budget
+            if kept is not None and kept.gate is runtime.gate:
+                lanes.setdefault(runtime.gate, kept)
+        for lane in lanes.values():
+            lane.plans = {}
+        for name, runtime in self.runtimes.items():
+            if not wanted[name].max_requests_per_second:
+                runtime.budget = None  # a lane it had drains in the scheduler, still metered
+                continue
+            budget = lanes.get(runtime.gate)
+            if budget is None:
+                budget = lanes[runtime.gate] = Budget(runtime.gate)
             runtime.budget = budget
+            if runtime.plan is not None:
+                budget.plans[name] = runtime.plan
 
     def budgets(self, now: float) -> dict[str, tuple[float, float | None]]:
         """Each rate-capped source's budget use over the last minute and, if adaptive, stretch.

@@ -93,8 +93,9 @@ BUDGETS = (
         "Budget used",
         "Requests sent to each source with max_requests_per_second over the last minute, "
         "÷ what that rate allows. Near 100% the budget binds: due polls wait their turn "
-        "(an adaptive source's that gain most first). In a fleet the budget is the "
-        "account's: each exporter's line is its own part, and the lines add up.",
+        "(an adaptive source's that gain most first). Sources of one account share its "
+        "budget and show the same line. In a fleet each exporter's line is its own part "
+        "of the account's budget, and the exporters' lines add up.",
         ((f"batchjob_exporter_budget_used_ratio{{{SRC}}}", "{{source}} on {{instance}}"),),
         unit="percentunit",
         max_value=1,

@@ -16,6 +16,7 @@ from tests.conftest import settle
 from tests.polling.test_plans import WALL, ZeroRandom, progress
 
 SOURCE = "src"
+MATE = "mate"  # another source of SOURCE's account: the same gate, so the same lane
 BOUNDS = AdaptivePolling(min_interval=5.0, max_interval=600.0)
 
 
@@ -26,20 +27,20 @@ class Rig:
         self.clock = clock
         self.gate = SourceGate(max_rate=rate, backoff=Backoff(), rng=random.Random(1))
         self.plan = SourcePlan(BOUNDS, hints={}, rng=ZeroRandom())
-        self.budget = Budget(self.gate, self.plan if adaptive else None)
+        self.budget = Budget(self.gate, {SOURCE: self.plan} if adaptive else None)
         self.ran: list[tuple[float, str]] = []
         self.scheduler: Scheduler[JobKey] = Scheduler(
             self.work, clock=clock, max_concurrency=8, lanes=self.lane
         )
 
     def lane(self, key: JobKey) -> Budget | None:
-        """SOURCE's keys wait in the budget; others start when due."""
-        return self.budget if key[0] == SOURCE else None
+        """SOURCE's and MATE's keys wait in the budget; others start when due."""
+        return self.budget if key[0] in (SOURCE, MATE) else None
 
     async def work(self, key: JobKey) -> float | None:
         """Note the run and take the gate's slot, as a poll's request does."""
         self.ran.append((self.clock.monotonic(), key[1]))
-        if key[0] == SOURCE:
+        if key[0] in (SOURCE, MATE):
             assert self.gate.acquire(self.clock.monotonic()) == 0.0
         return None
 
@@ -156,3 +157,17 @@ async def test_a_fixed_interval_source_goes_by_due_time_one_per_slot(clock: Fake
         await settle()
         await advance(clock, 3.0)
     assert r.ran == [(1000.0, "a"), (1000.5, "b"), (1001.0, "c"), (1001.5, "d")]
+
+
+async def test_the_sources_of_one_account_take_turns_in_its_lane(clock: FakeClock) -> None:
+    """Two sources on one gate share its lane: by rank across both, neither starves."""
+    r = Rig(clock, rate=1.0)  # SOURCE is adaptive, MATE is not: its polls rank by due time
+    async with r.scheduler:
+        for n in range(3):
+            r.scheduler.schedule((MATE, f"m{n}"), 0.0)
+            r.scheduler.schedule((SOURCE, f"s{n}"), 0.0)
+        await settle()
+        await advance(clock, 6.0)
+    # SOURCE's never-polled jobs rank at due - max_interval, ahead of MATE's due times.
+    assert [job for _, job in r.ran] == ["s0", "s1", "s2", "m0", "m1", "m2"]
+    assert [at for at, _ in r.ran] == [1000.0 + n for n in range(6)]

@@ -32,7 +32,7 @@ def adaptive(*, budget: bool = False, max_rate: float | None = None) -> tuple[Ri
     plan = SourcePlan(BOUNDS, hints={}, rng=ZeroRandom(), lateness=late.append)
     r.runtime.plan = plan
     if budget:
-        r.runtime.budget = Budget(r.runtime.gate, plan)
+        r.runtime.budget = Budget(r.runtime.gate, {r.runtime.client.source.name: plan})
     return r, late
 
 

@@ -137,10 +137,10 @@ async def test_adaptive_sources_get_plans_and_rate_capped_ones_a_budget(clock: F
         assert td.plan is not None
         assert (td.budget, plain.plan) == (None, None)
         assert plain.budget is not None
-        assert (plain.budget.plan, plain.budget.gate) == (None, plain.gate)
+        assert (plain.budget.plans, plain.budget.gate) == ({}, plain.gate)
         assert pool.lane(("fixed", "x")) is plain.budget
         assert capped.budget is not None
-        assert capped.budget.plan is capped.plan
+        assert capped.budget.plans == {"capped": capped.plan}
         assert pool.lane(("capped", "x")) is capped.budget
         assert pool.lane(("td", "x")) is None
         assert pool.lane(("gone", "x")) is None
@@ -208,5 +208,35 @@ async def test_sources_of_one_account_share_one_gate_across_reloads(clock: FakeC
         d = _adaptive(name="prod", adaptive_polling=None)
         await pool.update(Config(sources=(a, d)))
         assert pool.runtimes["prod"].gate is gates["a"]
+    finally:
+        await pool.close()
+
+
+async def test_the_sources_of_one_account_share_one_lane_and_its_cap(clock: FakeClock) -> None:
+    """One budget lane per account gate, ranked by each source's plan; a reload sets the cap."""
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0))
+    a = _adaptive(name="a", account="prod", adaptive_polling=None)
+    b = _adaptive(name="b", account="prod", path="other/{id}")
+    try:
+        await pool.update(Config(sources=(a, b)))
+        ra, rb = pool.runtimes["a"], pool.runtimes["b"]
+        assert (ra.gate is rb.gate, ra.gate.max_rate, ra.budget, rb.budget) == (
+            True, None, None, None)  # fmt: skip
+        capped = tuple(dataclasses.replace(s, max_requests_per_second=2.0) for s in (a, b))
+        await pool.update(Config(sources=capped))
+        ra, rb = pool.runtimes["a"], pool.runtimes["b"]
+        assert (ra.gate is rb.gate, ra.gate.max_rate) == (True, 2.0)
+        assert ra.budget is not None
+        assert ra.budget is rb.budget
+        assert ra.budget.gate is ra.gate
+        assert ra.budget.plans == {"b": rb.plan}
+        lane = ra.budget
+        await pool.update(Config(sources=(a, b)))
+        ra, rb = pool.runtimes["a"], pool.runtimes["b"]
+        assert (ra.gate is rb.gate, ra.gate.max_rate, ra.budget, rb.budget) == (
+            True, None, None, None)  # fmt: skip
+        await pool.update(Config(sources=capped))
+        assert pool.runtimes["a"].budget is not lane  # a fresh lane: the old one drained
+        assert pool.runtimes["a"].budget is pool.runtimes["b"].budget
     finally:
         await pool.close()
