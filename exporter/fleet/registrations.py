@@ -78,10 +78,16 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What changed: registrations new or relabelled, and the keys of those removed."""
+    """What changed: registrations new or relabelled, and the keys of those removed.
+
+    ``complete`` when it follows a full read of Redis: :meth:`Registrations.known`
+    is then all the fleet has, so a job it lacks is no registration of the fleet's
+    (even one this member never heard of, such as one a restart brought back).
+    """
 
     upserted: tuple[Registration, ...] = ()
     removed: tuple[JobKey, ...] = ()
+    complete: bool = False
 
 
 OnChange = Callable[[Change], None]
@@ -99,12 +105,18 @@ class Registrations:
         self._known: dict[JobKey, Registration] = {}
         self._subscribers: list[OnChange] = []
         self._bad_logged = False
+        self._synced = False
         link.listen(self._channel, self._message, self._resync)
 
     def subscribe(self, on_change: OnChange) -> Callable[[], None]:
         """Call ``on_change`` for every change from now on (it must not raise); an unsubscribe."""
         self._subscribers.append(on_change)
         return lambda: self._subscribers.remove(on_change)
+
+    @property
+    def synced(self) -> bool:
+        """Whether Redis was read in full at least once (until then, :meth:`known` is partial)."""
+        return self._synced
 
     def known(self) -> list[Registration]:
         """Every registration as this member last heard (no I/O; stale while Redis is away)."""
@@ -178,7 +190,8 @@ class Registrations:
         upserted = tuple(r for key, r in now.items() if self._known.get(key) != r)
         removed = tuple(key for key in self._known if key not in now)
         self._known = now
-        self._tell(Change(upserted, removed))
+        self._synced = True
+        self._tell(Change(upserted, removed, complete=True))  # told even if nothing changed
 
     def _message(self, data: bytes) -> None:
         message = data.decode("utf-8", "replace")
@@ -206,7 +219,7 @@ class Registrations:
             self._tell(Change(removed=(key,)))
 
     def _tell(self, change: Change) -> None:
-        if change.upserted or change.removed:
+        if change.upserted or change.removed or change.complete:
             for subscriber in list(self._subscribers):
                 subscriber(change)
 

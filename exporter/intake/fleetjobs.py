@@ -7,6 +7,11 @@ stored) and the owning shard picks it up from the fleet's change feed; a
 sides: the API's store, and the feed's subscriber that watches and unwatches
 this shard's share of the registrations.  Unsharded, registrations stay each
 exporter's own (a sidecar's app registers with its own sidecar).
+
+A restart brings this shard's registrations back from its state file, and
+keeps them while Redis does not answer (they are all it has).  The first full
+read of Redis then drops those the fleet no longer has: removed through
+another replica while this one was down, no change feed will tell of them.
 """
 
 from __future__ import annotations
@@ -36,12 +41,17 @@ class FleetJobs:
         self._max_jobs = max_jobs_per_source
         self._stop: Callable[[], None] | None = None
         self._unknown_told: set[str] = set()
+        self._reconciled = False  # with a full read of Redis, once
 
     def start(self) -> None:
         """Follow the fleet's registrations (the exporter runs: its scheduler is attached)."""
         if self._stop is None:
             self._stop = self._registrations.subscribe(self._changed)
-            self._changed(Change(upserted=tuple(self._registrations.known())))
+            registrations = self._registrations
+            # Redis may have been read in full before this subscribed: that read counts.
+            self._changed(
+                Change(upserted=tuple(registrations.known()), complete=registrations.synced)
+            )
 
     def close(self) -> None:
         """Stop following them."""
@@ -61,11 +71,15 @@ class FleetJobs:
             raise RegistryUnavailable("the fleet's Redis cannot take registrations now") from None
 
     async def remove(self, source: str, job_id: str) -> bool:
-        """Remove a registration fleet-wide; whether there was one."""
+        """Remove a registration fleet-wide, and here; whether there was one (either)."""
         try:
-            return await self._registrations.remove(source, job_id)
+            stored = await self._registrations.remove(source, job_id)
         except FleetUnavailable:
             raise RegistryUnavailable("the fleet's Redis cannot take registrations now") from None
+        # One restored from the state file that Redis no longer has (not read in full yet)
+        # goes too: else it could not be removed until this shard's next restart.
+        local = self._watchlist.unwatch(source, job_id, only=Origin.API)
+        return stored or local
 
     def others(self) -> list[dict[str, object]]:
         """The registrations other shards watch, JSON-ready, each with its shard (no state)."""
@@ -105,3 +119,21 @@ class FleetJobs:
         for source, job_id in change.removed:
             if owns((source, job_id)):
                 watchlist.unwatch(source, job_id, only=Origin.API)
+        if change.complete and not self._reconciled:
+            self._reconciled = True
+            self._drop_unlisted()
+
+    def _drop_unlisted(self) -> None:
+        """Unwatch this shard's registered jobs the fleet does not list (not config or dir ones)."""
+        watchlist = self._watchlist
+        listed = {(r.source, r.job_id) for r in self._registrations.known()}
+        api = Origin.API.value
+        keys = [(str(j["source"]), str(j["id"])) for j in watchlist.jobs() if j["origin"] == api]
+        unlisted = [key for key in keys if key not in listed and watchlist.shard.owns(key)]
+        dropped = sum(watchlist.unwatch(*key, only=Origin.API) for key in unlisted)
+        if dropped:
+            LOG.info(
+                "dropped %d registered jobs the fleet no longer has (removed while this shard "
+                "was away)",
+                dropped,
+            )

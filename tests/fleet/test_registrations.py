@@ -166,6 +166,7 @@ async def test_a_resubscription_reads_everything_again_and_feeds_the_difference(
         Change(
             upserted=(Registration("td", "new", (("team", "new"),), 1700000000.5),),
             removed=(("fs", "gone"),),
+            complete=True,
         )
     ]
     assert [r.job_id for r in there.registrations.known()] == ["stays", "new"]
@@ -181,9 +182,25 @@ async def test_a_member_that_starts_later_hears_of_every_registration(
     late = fleets(fleet_config(redis_server), "late")
     changes: list[Change] = []
     late.registrations.subscribe(changes.append)
+    assert late.registrations.synced is False
     await late.start()
     await until(lambda: bool(changes), "the first catch-up")
     assert [[r.job_id for r in change.upserted] for change in changes] == [["j0", "j1", "j2"]]
+    assert [change.complete for change in changes] == [True]
+    assert late.registrations.synced is True
+
+
+async def test_a_full_read_is_told_even_when_it_finds_nothing(
+    redis_server: RedisServer, fleets: Fleets
+) -> None:
+    """An empty fleet's catch-up is one complete change: its copy is the fleet's from then."""
+    member = fleets(fleet_config(redis_server), "empty")
+    changes: list[Change] = []
+    member.registrations.subscribe(changes.append)
+    await member.start()
+    await until(lambda: bool(changes), "the first catch-up")
+    assert changes == [Change(complete=True)]
+    assert member.registrations.synced is True
 
 
 async def test_unreadable_registrations_are_skipped_and_logged_once(

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from exporter.fleet import Fleet
 from exporter.intake.fleetjobs import FleetJobs, RegistryUnavailable
+from exporter.intake.registration import JobsApiServer
+from exporter.jobs.keys import Origin
 from exporter.jobs.shard import Shard
+from exporter.state.storage import SqliteStore
 from tests.fleet.conftest import (  # noqa: F401 - fixtures, used by name
     Fleets,
     RedisServer,
@@ -108,3 +114,135 @@ async def test_a_registration_redis_cannot_take_is_refused(
         await jobs.remove("fs", THEIRS[0])
     assert jobs.has_source("fs") is True
     assert jobs.has_source("nope") is False
+
+
+def dropped_logs(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    """FleetJobs' log lines: level and message."""
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == FleetJobs.__module__]
+
+
+async def owner_stopped(make_harness: MakeHarness, member: Fleet, db: str) -> None:
+    """A first run of the owner: OURS[0] and OURS[1] registered via the fleet, in its state file."""
+    await started(member)
+    h = await make_harness()
+    config = source_yaml(h.sim, FS, "fs", [OURS[2]])
+    exporter = await h.start(config, store=SqliteStore(db), shard=SHARD)
+    jobs = FleetJobs(exporter.watchlist, member.registrations, max_jobs_per_source=100)
+    jobs.start()
+    assert await jobs.add("fs", OURS[0], ()) is True
+    assert await jobs.add("fs", OURS[1], ()) is True
+    assert watched(h) == set(OURS)
+    jobs.close()
+    await exporter.close()
+    await member.close()
+
+
+async def owner_restarted(make_harness: MakeHarness, db: str) -> Harness:
+    """The owner again on the same state file (and a watch-dir job of its own)."""
+    h = await make_harness()
+    config = source_yaml(h.sim, FS, "fs", [OURS[2]])
+    exporter = await h.start(config, store=SqliteStore(db), shard=SHARD)
+    assert exporter.watchlist.watch("fs", "d0", (), origin=Origin.DIR) is True
+    assert watched(h) == {*OURS, "d0"}
+    return h
+
+
+async def test_a_restart_drops_registrations_removed_while_the_owner_was_down(
+    make_harness: MakeHarness,
+    fleets: Fleets,  # noqa: F811 - the fixture
+    redis_server: RedisServer,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Restored ones Redis no longer lists go at the first full read; config and dir jobs stay."""
+    caplog.set_level(logging.INFO, FleetJobs.__module__)
+    config = fleet_config(redis_server)
+    other = fleets(config, "other")
+    await started(other)
+    db = str(tmp_path / "state.db")
+    await owner_stopped(make_harness, fleets(config, "before"), db)
+    assert await other.registrations.remove("fs", OURS[0]) is True  # a DELETE to another replica
+    h = await owner_restarted(make_harness, db)
+    mine = fleets(config, "mine")
+    await started(mine)
+    await until(lambda: mine.registrations.synced)  # read in full before FleetJobs subscribes
+    assert h.exporter is not None
+    jobs = FleetJobs(h.exporter.watchlist, mine.registrations, max_jobs_per_source=100)
+    jobs.start()
+    assert watched(h) == {OURS[1], OURS[2], "d0"}
+    assert [r.job_id for r in await mine.registrations.all()] == [OURS[1]]
+    message = (
+        "dropped 1 registered jobs the fleet no longer has (removed while this shard was away)"
+    )
+    assert dropped_logs(caplog) == [("INFO", message)]
+
+
+async def test_an_owner_restarted_during_an_outage_keeps_its_registrations_until_redis_answers(
+    make_harness: MakeHarness,
+    fleets: Fleets,  # noqa: F811 - the fixture
+    redis_server: RedisServer,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis down: the state file's registrations are kept; back and listing none: dropped."""
+    caplog.set_level(logging.INFO, FleetJobs.__module__)
+    config = fleet_config(redis_server)
+    db = str(tmp_path / "state.db")
+    await owner_stopped(make_harness, fleets(config, "before"), db)
+    redis_server.kill()  # no persistence: it comes back empty
+    h = await owner_restarted(make_harness, db)
+    assert h.exporter is not None
+    mine = fleets(config, "mine")
+    await mine.start()
+    jobs = FleetJobs(h.exporter.watchlist, mine.registrations, max_jobs_per_source=100)
+    jobs.start()
+    assert await mine.link.ready(0.3) is False  # several connection attempts failed meanwhile
+    with pytest.raises(RegistryUnavailable):
+        await jobs.remove("fs", OURS[0])
+    assert mine.registrations.synced is False
+    assert watched(h) == {*OURS, "d0"}
+    assert dropped_logs(caplog) == []
+    redis_server.start()
+    await until(lambda: mine.registrations.synced)
+    assert watched(h) == {OURS[2], "d0"}
+    message = (
+        "dropped 2 registered jobs the fleet no longer has (removed while this shard was away)"
+    )
+    assert dropped_logs(caplog) == [("INFO", message)]
+    assert await jobs.add("fs", OURS[0], ()) is True  # registered again: watched again
+    assert watched(h) == {OURS[0], OURS[2], "d0"}
+
+
+async def test_a_delete_of_a_registration_only_this_replica_still_watches_is_answered_204(
+    make_harness: MakeHarness,
+    fleets: Fleets,  # noqa: F811 - the fixture
+    redis_server: RedisServer,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """Restored here, unknown to Redis (not read in full yet): removed here, not a 404."""
+    config = fleet_config(redis_server)
+    db = str(tmp_path / "state.db")
+    await owner_stopped(make_harness, fleets(config, "before"), db)
+    with redis_server.client() as raw:
+        raw.flushall()  # as if removed while the owner was down
+    h = await owner_restarted(make_harness, db)
+    assert h.exporter is not None
+    mine = fleets(config, "mine")
+    await started(mine)
+    jobs = FleetJobs(h.exporter.watchlist, mine.registrations, max_jobs_per_source=100)
+    api = JobsApiServer(
+        h.exporter.watchlist,
+        host="127.0.0.1",
+        port=0,
+        monotonic=h.clock.monotonic,
+        shared=jobs,
+    )
+    statuses: list[int] = []
+    async with api, aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{api.port}/api/v1/sources/fs/jobs"
+        for job in (OURS[0], OURS[0], OURS[2], "d0", THEIRS[0]):
+            async with http.delete(f"{base}/{job}") as resp:
+                statuses.append(resp.status)
+    assert statuses == [204, 404, 409, 409, 404]
+    assert watched(h) == {OURS[1], OURS[2], "d0"}
+    assert await mine.registrations.all() == []
