@@ -6,64 +6,44 @@ each (re)subscription reads everything again and passes on the difference,
 so a change made while this member was not listening is not missed.  A write
 either is in Redis when the call returns or raises :class:`FleetUnavailable`
 (the API answers 503 and the client tries again: every write is
-idempotent).  Each script writes and publishes in one step, so the feed's
-order is the store's.
+idempotent).  A registration this member holds (heard of, or its own from
+its state file) that a full read does not list was either removed meanwhile,
+which its tombstone says (:mod:`exporter.fleet.stored`), or lost with Redis'
+data: those it writes back, as an acknowledged registration is not lost.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from exporter.clock import Clock
 from exporter.fleet.link import Link
-from exporter.fleet.wire import Arg, Script, number, text
+from exporter.fleet.stored import (
+    ADD,
+    GONE_FOR,
+    REMOVE,
+    RESTORE,
+    JobKey,
+    Labels,
+    decode_field,
+    decode_labels,
+    encode_field,
+    encode_labels,
+)
+from exporter.fleet.wire import Arg, FleetUnavailable, items, number, text
 
 LOG = logging.getLogger(__name__)
-Labels = tuple[tuple[str, str], ...]  # a job's own labels, as exporter.jobs.keys.Labels
-JobKey = tuple[str, str]  # (source, job_id)
-PAGE = 1000  # registrations read per round trip (HSCAN's COUNT)
+_GONE_MS = round(GONE_FOR * 1000)
+PAGE = 1000  # registrations read per round trip (HSCAN's COUNT); written back per script call
 _Page = Awaitable[tuple[int, dict[bytes | str, bytes | str]]]
-
-# KEYS: the registrations, the count per source. ARGV: field, registered_at, labels, source,
-# the most a source may have (-1: no bound), channel.  1: new, 0: known (labels updated), -1: full.
-_ADD = Script(r"""
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-local value
-if old then
-  local cut = string.find(old, ' ', 1, true)
-  if cut == nil then
-    value = ARGV[2] .. ' ' .. ARGV[3]  -- unreadable: written afresh
-  elseif string.sub(old, cut + 1) == ARGV[3] then
-    return 0
-  else
-    value = string.sub(old, 1, cut) .. ARGV[3]
-  end
-else
-  local most = tonumber(ARGV[5])
-  if most >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0') >= most then
-    return -1
-  end
-  value = ARGV[2] .. ' ' .. ARGV[3]
-  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
-end
-redis.call('HSET', KEYS[1], ARGV[1], value)
-redis.call('PUBLISH', ARGV[6], '+' .. ARGV[1] .. '\n' .. value)
-if old then return 0 end
-return 1
-""")
-# KEYS as above. ARGV: field, source, channel.  1: removed, 0: was not there.
-_REMOVE = Script("""
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], '-' .. ARGV[1])
-return 1
-""")
+# This member's own registrations (key and labels): a restarted shard's, from its state file.
+Own = Callable[[], Iterable[tuple[JobKey, Labels]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +58,10 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What changed: registrations new or relabelled, and the keys of those removed.
-
-    ``complete`` when it follows a full read of Redis: :meth:`Registrations.known`
-    is then all the fleet has, so a job it lacks is no registration of the fleet's
-    (even one this member never heard of, such as one a restart brought back).
-    """
+    """What changed: registrations new or relabelled, and the keys of those removed."""
 
     upserted: tuple[Registration, ...] = ()
     removed: tuple[JobKey, ...] = ()
-    complete: bool = False
 
 
 OnChange = Callable[[Change], None]
@@ -101,11 +75,14 @@ class Registrations:
         self._clock = clock
         self._key = link.key("jobs")
         self._counts = link.key("jobs", "count")
+        self._gone = link.key("jobs", "gone")
         self._channel = link.key("jobs")
+        self._keys = [self._key, self._counts, self._gone]  # every script's KEYS, in this order
         self._known: dict[JobKey, Registration] = {}
         self._subscribers: list[OnChange] = []
         self._bad_logged = False
         self._synced = False
+        self._own: Own | None = None
         link.listen(self._channel, self._message, self._resync)
 
     def subscribe(self, on_change: OnChange) -> Callable[[], None]:
@@ -117,6 +94,20 @@ class Registrations:
     def synced(self) -> bool:
         """Whether Redis was read in full at least once (until then, :meth:`known` is partial)."""
         return self._synced
+
+    def keep(self, own: Own) -> None:
+        """Settle ``own()``, this member's registrations, at each full read; now if read already.
+
+        A restarted shard's come from its state file: Redis may have lost them, or
+        they may have been removed while it was away, which no feed tells it.
+        """
+        self._own = own
+        if self._synced and self._link.up:
+            self._link.spawn(self._resync_now(), "registrations-resync")
+
+    async def _resync_now(self) -> None:
+        with contextlib.suppress(FleetUnavailable):  # logged by the link; the next read settles
+            await self._resync()
 
     def known(self) -> list[Registration]:
         """Every registration as this member last heard (no I/O; stale while Redis is away)."""
@@ -130,12 +121,12 @@ class Registrations:
         With ``max_jobs``, a new job beyond that many of its source's raises
         :class:`OverflowError` (counted fleet-wide, atomically).
         """
-        field, now = _field(source, job_id), self._clock.time()
+        field, now = encode_field(source, job_id), self._clock.time()
         most = -1 if max_jobs is None else max_jobs
-        args: list[Arg] = [field, repr(now), _labels(labels), source, most, self._channel]
+        args: list[Arg] = [field, repr(now), encode_labels(labels), source, most, self._channel]
 
         async def add(client: Redis) -> float:
-            return number(await _ADD.run(client, [self._key, self._counts], args))
+            return number(await ADD.run(client, self._keys, args))
 
         outcome = await self._link.call(add, "registration")
         if outcome < 0:
@@ -148,10 +139,10 @@ class Registrations:
 
     async def remove(self, source: str, job_id: str) -> bool:
         """Unregister a job; whether it was registered.  Raises ``FleetUnavailable``."""
-        args = [_field(source, job_id), source, self._channel]
+        args: list[Arg] = [encode_field(source, job_id), source, self._channel, _GONE_MS]
 
         async def remove(client: Redis) -> float:
-            return number(await _REMOVE.run(client, [self._key, self._counts], args))
+            return number(await REMOVE.run(client, self._keys, args))
 
         removed = await self._link.call(remove, "unregistration") > 0
         self._drop((source, job_id))
@@ -187,16 +178,59 @@ class Registrations:
     async def _resync(self) -> None:
         """Everything again after a (re)subscription: the difference goes to the subscribers."""
         now = {(r.source, r.job_id): r for r in await self.all()}
+        held = {key: r for key, r in self._known.items() if key not in now}
+        if self._own is not None:
+            stamp = self._clock.time()
+            for key, labels in self._own():
+                if key not in now and key not in held:
+                    held[key] = Registration(key[0], key[1], labels, stamp)
+        gone = await self._settle(held, now) if held else []
         upserted = tuple(r for key, r in now.items() if self._known.get(key) != r)
-        removed = tuple(key for key in self._known if key not in now)
+        removed = tuple(dict.fromkeys([*(key for key in self._known if key not in now), *gone]))
         self._known = now
         self._synced = True
-        self._tell(Change(upserted, removed, complete=True))  # told even if nothing changed
+        self._tell(Change(upserted, removed))
+
+    async def _settle(
+        self, held: dict[JobKey, Registration], now: dict[JobKey, Registration]
+    ) -> list[JobKey]:
+        """Write back the ``held`` registrations Redis lost (into ``now``); those removed."""
+        gone: list[JobKey] = []
+        back = 0
+        pending = list(held.values())
+        for start in range(0, len(pending), PAGE):
+            page = pending[start : start + PAGE]
+            args: list[Arg] = [self._channel]
+            for r in page:
+                value = f"{r.registered_at!r} {encode_labels(r.labels)}"
+                args += [encode_field(r.source, r.job_id), value, r.source]
+
+            async def restore(client: Redis, args: list[Arg] = args) -> list[object]:
+                return items(await RESTORE.run(client, self._keys, args))
+
+            answers = await self._link.call(restore, "registrations written back")
+            for r, answer in zip(page, answers, strict=True):
+                key = (r.source, r.job_id)
+                if number(answer) == 0:
+                    gone.append(key)
+                else:  # written back, or registered again meanwhile (the feed brings its labels)
+                    back += number(answer) == 1
+                    now[key] = r
+        if gone or back:
+            LOG.info(
+                "fleet %s: of %d registrations held here that Redis did not list, %d were "
+                "removed meanwhile and %d written back (Redis had lost them)",
+                self._link.name,
+                len(held),
+                len(gone),
+                back,
+            )
+        return gone
 
     def _message(self, data: bytes) -> None:
         message = data.decode("utf-8", "replace")
         if message.startswith("-"):
-            key = _key(message[1:])
+            key = decode_field(message[1:])
             if key is not None:
                 self._drop(key)
                 return
@@ -219,14 +253,14 @@ class Registrations:
             self._tell(Change(removed=(key,)))
 
     def _tell(self, change: Change) -> None:
-        if change.upserted or change.removed or change.complete:
+        if change.upserted or change.removed:
             for subscriber in list(self._subscribers):
                 subscriber(change)
 
     def _parse(self, field: str, value: str) -> Registration | None:
         """A stored registration (``REGISTERED_AT LABELS``), or ``None`` (logged once)."""
-        key, (since, _, labels) = _key(field), value.partition(" ")
-        parsed = _parse_labels(labels)
+        key, (since, _, labels) = decode_field(field), value.partition(" ")
+        parsed = decode_labels(labels)
         try:
             registered_at = float(since)
         except ValueError:
@@ -243,42 +277,3 @@ class Registrations:
             LOG.warning(
                 "fleet %s: ignoring a registration that cannot be read: %r", name, what[:200]
             )
-
-
-def _field(source: str, job_id: str) -> str:
-    """A registration's field in the hash: JSON, so no source or ID can be mistaken for another."""
-    return json.dumps([source, job_id], ensure_ascii=False)
-
-
-def _key(field: str) -> JobKey | None:
-    """A field back into its (source, job_id); ``None`` if it is anything else."""
-    try:
-        key = json.loads(field)
-    except ValueError:
-        return None
-    if isinstance(key, list) and len(key) == 2 and all(isinstance(part, str) for part in key):
-        return (key[0], key[1])
-    return None
-
-
-def _parse_labels(text: str) -> Labels | None:
-    """JSON ``[[name, value], ...]`` back into labels; ``None`` if it is anything else."""
-    try:
-        pairs = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(pairs, list):
-        return None
-    labels: list[tuple[str, str]] = []
-    for pair in pairs:
-        if not (
-            isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
-        ):
-            return None
-        labels.append((pair[0], pair[1]))
-    return tuple(labels)
-
-
-def _labels(labels: Labels) -> str:
-    """Labels as one canonical string: the script compares them as text."""
-    return json.dumps([list(pair) for pair in labels], ensure_ascii=False, separators=(",", ":"))

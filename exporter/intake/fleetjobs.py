@@ -9,9 +9,10 @@ this shard's share of the registrations.  Unsharded, registrations stay each
 exporter's own (a sidecar's app registers with its own sidecar).
 
 A restart brings this shard's registrations back from its state file, and
-keeps them while Redis does not answer (they are all it has).  The first full
-read of Redis then drops those the fleet no longer has: removed through
-another replica while this one was down, no change feed will tell of them.
+keeps them while Redis does not answer (they are all it has).  Each full read
+of Redis then settles those it does not list: removed through another replica
+while this one was down (no feed told of it), they are unwatched; lost with
+Redis' data (a restart without persistence), they are written back.
 """
 
 from __future__ import annotations
@@ -41,16 +42,17 @@ class FleetJobs:
         self._max_jobs = max_jobs_per_source
         self._stop: Callable[[], None] | None = None
         self._unknown_told: set[str] = set()
-        self._reconciled = False  # with a full read of Redis, once
 
     def start(self) -> None:
         """Follow the fleet's registrations (the exporter runs: its scheduler is attached)."""
         if self._stop is None:
-            self._stop = self._registrations.subscribe(self._changed)
             registrations = self._registrations
-            # Redis may have been read in full before this subscribed: that read counts.
-            self._changed(
-                Change(upserted=tuple(registrations.known()), complete=registrations.synced)
+            self._stop = registrations.subscribe(self._changed)
+            self._changed(Change(upserted=tuple(registrations.known())))
+            # After the subscription: a read this causes tells of what it settles.
+            owns = self._watchlist.shard.owns
+            registrations.keep(
+                lambda: [(k, labels) for k, labels in self._watchlist.registered() if owns(k)]
             )
 
     def close(self) -> None:
@@ -119,21 +121,3 @@ class FleetJobs:
         for source, job_id in change.removed:
             if owns((source, job_id)):
                 watchlist.unwatch(source, job_id, only=Origin.API)
-        if change.complete and not self._reconciled:
-            self._reconciled = True
-            self._drop_unlisted()
-
-    def _drop_unlisted(self) -> None:
-        """Unwatch this shard's registered jobs the fleet does not list (not config or dir ones)."""
-        watchlist = self._watchlist
-        listed = {(r.source, r.job_id) for r in self._registrations.known()}
-        api = Origin.API.value
-        keys = [(str(j["source"]), str(j["id"])) for j in watchlist.jobs() if j["origin"] == api]
-        unlisted = [key for key in keys if key not in listed and watchlist.shard.owns(key)]
-        dropped = sum(watchlist.unwatch(*key, only=Origin.API) for key in unlisted)
-        if dropped:
-            LOG.info(
-                "dropped %d registered jobs the fleet no longer has (removed while this shard "
-                "was away)",
-                dropped,
-            )

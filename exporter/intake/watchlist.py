@@ -131,6 +131,10 @@ class Watchlist:
         shard = self.shard.index
         return [{**summarize(entry).as_json(), "shard": shard} for entry in self._table]
 
+    def registered(self) -> list[tuple[JobKey, Labels]]:
+        """The jobs watched from the registration API, and their labels."""
+        return [(entry.key, entry.labels) for entry in self._table if entry.origin == Origin.API]
+
     def sync_config(self, config: Config) -> None:
         """Watch the config's jobs: new ones spread over their interval, removed ones dropped."""
         scheduler = self._running()

@@ -157,8 +157,10 @@ async def test_a_resubscription_reads_everything_again_and_feeds_the_difference(
     there.registrations.subscribe(changes.append)
     value = json.dumps([["team", "new"]])
     with redis_server.client() as raw:
-        # Behind the feed's back, as if published while the member was away.
+        # Behind the feed's back, as if published while the member was away: a removal
+        # leaves its tombstone (scored in ms, as the script does).
         raw.hdel("bje:{test}:jobs", json.dumps(["fs", "gone"]))
+        raw.zadd("bje:{test}:jobs:gone", {json.dumps(["fs", "gone"]): 1_700_000_000_000})
         raw.hset("bje:{test}:jobs", json.dumps(["td", "new"]), f"1700000000.5 {value}")
         raw.client_kill_filter(_type="pubsub")  # every subscriber must subscribe again
     await until(lambda: bool(changes), "the difference fed")
@@ -166,7 +168,6 @@ async def test_a_resubscription_reads_everything_again_and_feeds_the_difference(
         Change(
             upserted=(Registration("td", "new", (("team", "new"),), 1700000000.5),),
             removed=(("fs", "gone"),),
-            complete=True,
         )
     ]
     assert [r.job_id for r in there.registrations.known()] == ["stays", "new"]
@@ -186,21 +187,29 @@ async def test_a_member_that_starts_later_hears_of_every_registration(
     await late.start()
     await until(lambda: bool(changes), "the first catch-up")
     assert [[r.job_id for r in change.upserted] for change in changes] == [["j0", "j1", "j2"]]
-    assert [change.complete for change in changes] == [True]
     assert late.registrations.synced is True
 
 
-async def test_a_full_read_is_told_even_when_it_finds_nothing(
+async def test_registrations_redis_lost_are_written_back_and_removed_ones_are_not(
     redis_server: RedisServer, fleets: Fleets
 ) -> None:
-    """An empty fleet's catch-up is one complete change: its copy is the fleet's from then."""
-    member = fleets(fleet_config(redis_server), "empty")
+    """Redis emptied (a restart without persistence): a member writes back what it held."""
+    here, there = await members(redis_server, fleets, 2)
+    await here.registrations.add("fs", "kept", LABELS)
+    await here.registrations.add("fs", "removed")
+    assert await here.registrations.remove("fs", "removed") is True
+    await until(lambda: len(there.registrations.known()) == 1, "both fed")
     changes: list[Change] = []
-    member.registrations.subscribe(changes.append)
-    await member.start()
-    await until(lambda: bool(changes), "the first catch-up")
-    assert changes == [Change(complete=True)]
-    assert member.registrations.synced is True
+    there.registrations.subscribe(changes.append)
+    with redis_server.client() as raw:
+        raw.delete("bje:{test}:jobs", "bje:{test}:jobs:count")  # the tombstone stays
+        raw.client_kill_filter(_type="pubsub")
+    with redis_server.client() as raw:
+        await until(lambda: raw.hlen("bje:{test}:jobs") == 1, "written back")
+    assert [(r.job_id, r.labels) for r in await here.registrations.all()] == [("kept", LABELS)]
+    assert await here.registrations.count("fs") == 1
+    assert changes == []  # nothing removed: the members held what Redis lost
+    assert [r.job_id for r in there.registrations.known()] == ["kept"]
 
 
 async def test_unreadable_registrations_are_skipped_and_logged_once(
