@@ -12,7 +12,7 @@ all; while the import is processing it answers 202.  Users imports
 
 from __future__ import annotations
 
-from exporter.model import ErrorsPage, Response, Snapshot, Status
+from exporter.model import ErrorsPage, Response, Snapshot, Status, VendorError
 from exporter.vendors.base import (
     ApiSpec,
     bounded,
@@ -28,6 +28,7 @@ from exporter.vendors.base import (
 )
 
 MAX_VENDOR_STATUS = 100
+LISTING_KEYS = frozenset({"results", "next_page_token", "total_records"})
 
 STATUSES = {
     "PROCESSING": Status.RUNNING,
@@ -66,9 +67,14 @@ def parse_errors_page(response: Response) -> ErrorsPage:
     """Count one page of import failures by ``code`` (missing or empty: ``unknown``).
 
     proto3 leaves an empty ``results`` out; ``total_records`` is the listing's
-    own count of failures, across every page.
+    own count of failures, across every page.  So ``{}`` is an empty last page,
+    but an object of other keys only is no page of this listing (a proxy's or
+    another endpoint's answer): taken as one, it would end the read early.
     """
     body = load_json_object(response)
+    if body and not body.keys() & LISTING_KEYS:
+        keys = ", ".join(sorted(LISTING_KEYS))
+        raise VendorError("unexpected_shape", f"an errors page has none of {keys}")
     items = read_list(body, "results") if body.get("results") is not None else []
     token = read_optional_str(body, "next_page_token")
     return ErrorsPage(

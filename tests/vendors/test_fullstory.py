@@ -417,6 +417,9 @@ def test_failures_are_counted_and_sorted_by_code_and_long_codes_bounded() -> Non
         ('{"results": ["x"]}', r'^results\[0\]: expected an object, got "x"'),
         ('{"results": [{"code": 3}]}', r"^results\[0\]\.code: expected a string, got 3"),
         ('{"next_page_token": 5}', r"^next_page_token: expected a string, got 5"),
+        # Valid JSON of another shape (the simulator's huge body starts like this): taken as
+        # an empty last page, it ended a read with failures still unlisted.
+        ('{"data": "xxx"}', r"^an errors page has none of next_page_token, results, total"),
     ],
 )
 def test_malformed_listing_is_rejected(body: str, message: str) -> None:
