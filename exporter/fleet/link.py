@@ -88,6 +88,7 @@ class Link:
         # The braces are a Redis Cluster hash tag: every key of a fleet in one slot.
         self.prefix = f"bje:{{{config.name}}}:"
         self._client: Redis | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # clients let go of, being closed
         self._up = False
         self._up_event = asyncio.Event()
         self._down = asyncio.Event()  # set while down: wakes the supervisor from its sleep
@@ -225,6 +226,9 @@ class Link:
                 self._refused.add(what)
                 LOG.error("fleet %s: Redis refused the %s: %s", self.name, what, str(exc)[:200])
             raise FleetUnavailable(f"Redis refused the {what}") from None
+        finally:
+            if client is not self._client:  # dropped meanwhile: a command since may have connected
+                self._retire(client)
 
     def post(self, op: Op, what: str) -> None:
         """Send ``op`` soon without waiting; kept while Redis is away (ops must be idempotent)."""
@@ -310,8 +314,27 @@ class Link:
             await self.call(self.members.beat, "heartbeat")
 
     async def _drop_client(self) -> None:
+        """Let go of the client and wait until every client let go of is closed."""
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(*FAILURES), cancellable():
-                async with asyncio.timeout(self.timings.timeout):
-                    await client.aclose()
+            self._retire(client)
+        if self._closing:
+            await asyncio.wait(set(self._closing))  # a cancelled wait leaves them running
+
+    def _retire(self, client: Redis) -> None:
+        """Close ``client`` in a task of its own: cancelling whoever let go of it cannot stop that.
+
+        redis-py's ``aclose()`` disconnects each connection in a task of a gather;
+        cancelled in the turn it starts them (``close()`` meeting a reconnect), none
+        runs and their sockets stay open until garbage collection.  Closing again is
+        harmless, and closes a connection a late call opened in the pool meanwhile.
+        """
+        task = asyncio.create_task(self._aclose(client), name="fleet-aclose")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        self._on_task(task)
+
+    async def _aclose(self, client: Redis) -> None:
+        with contextlib.suppress(*FAILURES):
+            async with asyncio.timeout(self.timings.timeout):
+                await client.aclose()

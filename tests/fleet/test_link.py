@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import logging
+import os
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from exporter.config.model import FleetConfig, Secret
 from exporter.fleet import FleetUnavailable, default_member
-from tests.fleet.conftest import PASSWORD, Links, RedisServer, fleet_config, fleet_logs
+from tests.fleet.conftest import FAST, PASSWORD, Links, RedisServer, fleet_config, fleet_logs
 from tests.harness import until
 
 
@@ -112,6 +118,85 @@ async def test_a_call_cancelled_from_outside_is_cancelled(
     with pytest.raises(asyncio.CancelledError):
         await call
     redis_server.resume()
+
+
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def unclosed_after_gc() -> list[str]:
+    """The ResourceWarnings of a full garbage collection: sockets nobody closed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+class OnLog(logging.Handler):
+    """Runs ``then`` in the logging call itself, the first time a line contains ``word``."""
+
+    def __init__(self, word: str, then: Callable[[], None]) -> None:
+        super().__init__()
+        self._word, self._then, self.seen = word, then, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Run ``then`` if this is the first line with the word."""
+        if not self.seen and self._word in record.getMessage():
+            self.seen = True
+            self._then()
+
+
+async def test_a_close_meeting_a_reconnect_closes_every_socket(
+    redis_server: RedisServer, links: Links
+) -> None:
+    """close() in the turn a reconnect drops the old client (idle connections in its pool)."""
+    link = links(fleet_config(redis_server), "a")
+    closing: list[asyncio.Task[None]] = []
+    # Called inside the heartbeat's went_down: the close runs as the supervisor drops the client.
+    on_outage = OnLog("unavailable", lambda: closing.append(asyncio.create_task(link.close())))
+    logging.getLogger("exporter.fleet.link").addHandler(on_outage)
+    try:
+        gc.collect()
+        before = open_fds()
+        await link.start()
+        assert await link.ready(2.0)
+        await asyncio.gather(*(link.call(lambda r: r.ping(), "ping") for _ in range(3)))
+        assert open_fds() >= before + 3  # three connections at least, idle in the pool
+        redis_server.kill()
+        await until(lambda: on_outage.seen, "the outage logged")
+        await closing[0]
+    finally:
+        logging.getLogger("exporter.fleet.link").removeHandler(on_outage)
+    assert open_fds() == before
+    assert unclosed_after_gc() == []
+
+
+async def test_a_call_that_outlives_its_client_leaves_no_socket_open(
+    redis_server: RedisServer, links: Links
+) -> None:
+    """A call still running when its client is dropped: a connection it opens then is closed."""
+    link = links(fleet_config(redis_server), "a", timings=dataclasses.replace(FAST, timeout=2.0))
+    gc.collect()
+    before = open_fds()
+    await link.start()
+    assert await link.ready(2.0)
+    inside, go = asyncio.Event(), asyncio.Event()
+
+    async def late(client: Redis) -> bool:
+        inside.set()
+        await go.wait()
+        return await client.ping()  # a new connection: the pool's others are closed
+
+    call = asyncio.create_task(link.call(late, "late"))
+    await inside.wait()
+    link.went_down("another call failed")
+    await until(lambda: link.up, "a new client")
+    go.set()
+    assert await call is True
+    await link.close()
+    assert open_fds() == before
+    assert unclosed_after_gc() == []
 
 
 async def test_a_refused_call_is_logged_once_and_leaves_the_link_up(
