@@ -51,12 +51,22 @@ class Feed:
         # Set from the end of the catch-up until the subscription is lost.
         self.synced = asyncio.Event()
         self._never = asyncio.Event()
+        self._again = False  # a catch-up asked for while subscribed (see catch_up)
 
     def add(self, channel: str, on_message: Handler, on_ready: Ready) -> None:
         """Follow ``channel``; ``on_ready`` reads what a subscriber may have missed."""
         if channel in self.channels:
             raise ValueError(f"channel {channel} has a listener already")
         self.channels[channel] = (on_message, on_ready)
+
+    def catch_up(self) -> None:
+        """Read what a subscriber may have missed again, soon, in the feed's own turn.
+
+        Not in a task of its own: the messages that arrive meanwhile must wait and
+        come after the read, as they do after a subscription, or an older read
+        would undo a newer message.
+        """
+        self._again = True
 
     async def run(self) -> None:
         """Subscribe whenever the link is up, until cancelled."""
@@ -91,10 +101,15 @@ class Feed:
                 while confirmed < len(self.channels):
                     message = await pubsub.get_message(timeout=timings.timeout)
                     confirmed += self._dispatch(message)
+        self._again = False  # this catch-up is the one asked for
         for _, on_ready in self.channels.values():
             await on_ready()
         self.synced.set()
         while self._client() is client:
+            if self._again:
+                self._again = False
+                for _, on_ready in self.channels.values():
+                    await on_ready()
             # get_message's own timeout ends an idle wait; this one bounds a stuck read.
             with cancellable():
                 async with asyncio.timeout(timings.feed_poll + timings.timeout):

@@ -14,7 +14,6 @@ data: those it writes back, as an acknowledged registration is not lost.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
@@ -36,7 +35,7 @@ from exporter.fleet.stored import (
     encode_field,
     encode_labels,
 )
-from exporter.fleet.wire import Arg, FleetUnavailable, items, number, text
+from exporter.fleet.wire import Arg, items, number, text
 
 LOG = logging.getLogger(__name__)
 _GONE_MS = round(GONE_FOR * 1000)
@@ -102,12 +101,8 @@ class Registrations:
         they may have been removed while it was away, which no feed tells it.
         """
         self._own = own
-        if self._synced and self._link.up:
-            self._link.spawn(self._resync_now(), "registrations-resync")
-
-    async def _resync_now(self) -> None:
-        with contextlib.suppress(FleetUnavailable):  # logged by the link; the next read settles
-            await self._resync()
+        if self._synced:
+            self._link.feed.catch_up()
 
     def known(self) -> list[Registration]:
         """Every registration as this member last heard (no I/O; stale while Redis is away)."""
@@ -145,8 +140,9 @@ class Registrations:
             return number(await REMOVE.run(client, self._keys, args))
 
         removed = await self._link.call(remove, "unregistration") > 0
+        known = (source, job_id) in self._known  # Redis may have lost it: its owner still polls
         self._drop((source, job_id))
-        return removed
+        return removed or known
 
     async def count(self, source: str) -> int:
         """How many jobs of ``source`` the fleet has registered.  Raises ``FleetUnavailable``."""

@@ -64,22 +64,25 @@ if old then return 0 end
 return 1
 """)
 # KEYS as above. ARGV: field, source, channel, GONE_FOR in ms.  1: removed, 0: was not there.
-# The tombstone is left either way: a member may hold the job from its state file alone.
+# The tombstone and the message go either way: a member may hold the job (from its state
+# file, or a copy of a registration Redis lost) that Redis does not.
 REMOVE = Script("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('PUBLISH', ARGV[3], '-' .. ARGV[1])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], '-' .. ARGV[1])
 return 1
 """)
 # KEYS as above. ARGV: channel, then (field, value, source) for each registration a member
 # holds that Redis did not list.  One answer each: 1 written back, 0 removed (a tombstone),
-# 2 there now (registered again meanwhile).
+# 2 there now (registered again meanwhile).  Counts left by a hash that is gone (evicted
+# alone) are stale: they start again from the registrations written back.
 RESTORE = Script(r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
 local out = {}
 for i = 2, #ARGV, 3 do
   local field, value, source = ARGV[i], ARGV[i + 1], ARGV[i + 2]

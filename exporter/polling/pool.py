@@ -180,9 +180,12 @@ class SourcePool:
                 runtime.gate.set_rate(src.max_requests_per_second)
                 return runtime.gate
         if kept is not None and kept[0] == src.base_url:
-            # The same vendor endpoint: its Retry-After window and backoff carry over.
-            kept[1].set_rate(src.max_requests_per_second)
-            return kept[1]
+            gate = kept[1]
+            # The same vendor endpoint: its Retry-After window and backoff carry over.  Not
+            # when a source of its old account still uses it: this one left that account.
+            if not any(rt.gate is gate for other, rt in self.runtimes.items() if other != name):
+                gate.set_rate(src.max_requests_per_second)
+                return gate
         return SourceGate(max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng)
 
     def _adapt(

@@ -44,3 +44,32 @@ async def test_a_refused_catch_up_is_tried_again_later_not_in_a_loop(
     with redis_server.client() as raw:
         raw.publish("bje:{test}:c", b"hello")
     await until(lambda: heard == [b"hello"], "the message")
+
+
+async def test_an_asked_for_catch_up_runs_in_the_feeds_turn(
+    redis_server: RedisServer, links: Links
+) -> None:
+    """catch_up() reads again; a message published during that read comes after it."""
+    link = links(fleet_config(redis_server), "a")
+    order: list[str] = []
+    reading = asyncio.Event()
+    release = asyncio.Event()
+
+    async def ready() -> None:
+        order.append("read")
+        if len(order) == 2:  # the asked-for one: a message is published while it runs
+            reading.set()
+            await release.wait()
+            order.append("read done")
+
+    link.listen("bje:{test}:c", lambda data: order.append(data.decode()), ready)
+    await link.start()
+    await until(link.feed.synced.is_set, "the first catch-up")
+    link.feed.catch_up()
+    await asyncio.wait_for(reading.wait(), 5)
+    with redis_server.client() as raw:
+        raw.publish("bje:{test}:c", b"during")
+    await asyncio.sleep(0.05)  # the feed would have handed it over by now, were it reading
+    assert order == ["read", "read"]
+    release.set()
+    await until(lambda: order == ["read", "read", "read done", "during"], "the message after")

@@ -235,3 +235,30 @@ async def test_unreadable_registrations_are_skipped_and_logged_once(
     await asyncio.sleep(0.05)
     assert [r.job_id for r in member.registrations.known()] == ["after", "ok"]
     assert len(fleet_logs(caplog, "cannot be read")) == 1
+
+
+async def test_write_backs_count_afresh_when_the_hash_alone_was_lost(
+    redis_server: RedisServer, fleets: Fleets
+) -> None:
+    """The counts of a hash that is gone (evicted alone) are stale: restored ones count once."""
+    here, _ = await members(redis_server, fleets, 2)
+    await here.registrations.add("fs", "a")
+    await here.registrations.add("fs", "b")
+    with redis_server.client() as raw:
+        raw.delete("bje:{test}:jobs")  # the counts hash stays, saying 2
+        raw.client_kill_filter(_type="pubsub")
+        await until(lambda: raw.hlen("bje:{test}:jobs") == 2, "written back")
+    assert await here.registrations.count("fs") == 2
+
+
+async def test_a_removal_redis_had_lost_still_reaches_every_member(
+    redis_server: RedisServer, fleets: Fleets
+) -> None:
+    """Lost from Redis without a reconnect: the DELETE still tells the members, and is true."""
+    here, there = await members(redis_server, fleets, 2)
+    await there.registrations.add("fs", "k")
+    await until(lambda: len(here.registrations.known()) == 1, "fed")
+    with redis_server.client() as raw:
+        raw.hdel("bje:{test}:jobs", json.dumps(["fs", "k"]))  # no reconnect: nobody reads again
+    assert await there.registrations.remove("fs", "k") is True  # its owner was polling it
+    await until(lambda: here.registrations.known() == [], "the removal fed")

@@ -240,3 +240,24 @@ async def test_the_sources_of_one_account_share_one_lane_and_its_cap(clock: Fake
         assert pool.runtimes["a"].budget is pool.runtimes["b"].budget
     finally:
         await pool.close()
+
+
+async def test_a_source_that_leaves_its_account_gets_a_gate_of_its_own(clock: FakeClock) -> None:
+    """Moved to another account by a reload: its own gate, cap and lane; the other keeps its."""
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0))
+    a = _adaptive(name="a", account="prod", adaptive_polling=None, max_requests_per_second=2.0)
+    b = dataclasses.replace(a, name="b", path="other/{id}")
+    try:
+        await pool.update(Config(sources=(a, b)))
+        gate = pool.runtimes["a"].gate
+        assert pool.runtimes["b"].gate is gate
+        moved = dataclasses.replace(b, account="other", max_requests_per_second=5.0)
+        await pool.update(Config(sources=(a, moved)))
+        ra, rb = pool.runtimes["a"], pool.runtimes["b"]
+        assert (ra.gate is gate, rb.gate is gate) == (True, False)
+        assert (ra.gate.max_rate, rb.gate.max_rate) == (2.0, 5.0)
+        assert ra.budget is not None
+        assert rb.budget is not None
+        assert (ra.budget.gate, rb.budget.gate) == (ra.gate, rb.gate)
+    finally:
+        await pool.close()
