@@ -51,7 +51,7 @@ class Feed:
         # Set from the end of the catch-up until the subscription is lost.
         self.synced = asyncio.Event()
         self._never = asyncio.Event()
-        self._again = False  # a catch-up asked for while subscribed (see catch_up)
+        self._again = False  # a catch-up asked for (see catch_up); the next subscription's serves
 
     def add(self, channel: str, on_message: Handler, on_ready: Ready) -> None:
         """Follow ``channel``; ``on_ready`` reads what a subscriber may have missed."""

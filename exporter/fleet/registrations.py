@@ -35,7 +35,7 @@ from exporter.fleet.stored import (
     encode_field,
     encode_labels,
 )
-from exporter.fleet.wire import Arg, items, number, text
+from exporter.fleet.wire import Arg, FleetUnavailable, items, number, text
 
 LOG = logging.getLogger(__name__)
 _GONE_MS = round(GONE_FOR * 1000)
@@ -101,8 +101,8 @@ class Registrations:
         they may have been removed while it was away, which no feed tells it.
         """
         self._own = own
-        if self._synced:
-            self._link.feed.catch_up()
+        # Even before the first read ends: one under way may have begun without ``own``.
+        self._link.feed.catch_up()
 
     def known(self) -> list[Registration]:
         """Every registration as this member last heard (no I/O; stale while Redis is away)."""
@@ -139,8 +139,9 @@ class Registrations:
         async def remove(client: Redis) -> float:
             return number(await REMOVE.run(client, self._keys, args))
 
-        removed = await self._link.call(remove, "unregistration") > 0
+        # Before the call: its own message may reach the feed first and drop the copy.
         known = (source, job_id) in self._known  # Redis may have lost it: its owner still polls
+        removed = await self._link.call(remove, "unregistration") > 0
         self._drop((source, job_id))
         return removed or known
 
@@ -180,7 +181,11 @@ class Registrations:
             for key, labels in self._own():
                 if key not in now and key not in held:
                     held[key] = Registration(key[0], key[1], labels, stamp)
-        gone = await self._settle(held, now) if held else []
+        try:
+            gone = await self._settle(held, now) if held else []
+        except FleetUnavailable:  # logged by the link: the read still counts, held ones wait
+            now.update(held)
+            gone = []
         upserted = tuple(r for key, r in now.items() if self._known.get(key) != r)
         removed = tuple(dict.fromkeys([*(key for key in self._known if key not in now), *gone]))
         self._known = now

@@ -50,6 +50,8 @@ if old then
     value = string.sub(old, 1, cut) .. ARGV[3]
   end
 else
+  -- Counts left by a hash that is gone (evicted or deleted alone) are stale: start again.
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
   local most = tonumber(ARGV[5])
   if most >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0') >= most then
     return -1

@@ -143,7 +143,7 @@ class SourcePool:
                 if old.client.source.api != src.api:
                     reset.add(name)
                 kept = (old.client.source.base_url, old.gate)
-            gate = self._gate_for(src, name, kept)
+            gate = self._gate_for(src, name, kept, wanted)
             runtime = SourceRuntime(self._registry[src.api], client, gate, src.poll_interval)
             self._adapt(runtime, src, old, reset=name in reset)
             self.runtimes[name] = runtime
@@ -169,7 +169,11 @@ class SourcePool:
             runtime.gate.shared = FleetManners(fleet, account, clock=self._clock)
 
     def _gate_for(
-        self, src: SourceConfig, name: str, kept: tuple[str, SourceGate] | None
+        self,
+        src: SourceConfig,
+        name: str,
+        kept: tuple[str, SourceGate] | None,
+        wanted: Mapping[str, SourceConfig],
     ) -> SourceGate:
         """The gate of a new runtime: its account's, the one it had, or a new one."""
         account = src.account_name
@@ -182,8 +186,12 @@ class SourcePool:
         if kept is not None and kept[0] == src.base_url:
             gate = kept[1]
             # The same vendor endpoint: its Retry-After window and backoff carry over.  Not
-            # when a source of its old account still uses it: this one left that account.
-            if not any(rt.gate is gate for other, rt in self.runtimes.items() if other != name):
+            # when a source staying in another account uses it: this one left that account.
+            if not any(
+                rt.gate is gate and wanted[other].account_name != account
+                for other, rt in self.runtimes.items()
+                if other != name and other in wanted
+            ):
                 gate.set_rate(src.max_requests_per_second)
                 return gate
         return SourceGate(max_rate=src.max_requests_per_second, backoff=Backoff(), rng=self._rng)

@@ -82,8 +82,9 @@ async def test_removing_is_fed_and_counted(redis_server: RedisServer, fleets: Fl
     changes: list[Change] = []
     unsubscribe = there.registrations.subscribe(changes.append)
     assert await there.registrations.remove("fs", "a") is True
-    assert await here.registrations.remove("fs", "a") is False
     await until(lambda: len(here.registrations.known()) == 2, "the removal fed")
+    # Heard of by now: before, this member's copy would still make it a removal (True).
+    assert await here.registrations.remove("fs", "a") is False
     assert changes == [Change(removed=(("fs", "a"),))]
     assert [(r.source, r.job_id) for r in await here.registrations.all()] == [
         ("fs", "b"),
@@ -262,3 +263,16 @@ async def test_a_removal_redis_had_lost_still_reaches_every_member(
         raw.hdel("bje:{test}:jobs", json.dumps(["fs", "k"]))  # no reconnect: nobody reads again
     assert await there.registrations.remove("fs", "k") is True  # its owner was polling it
     await until(lambda: here.registrations.known() == [], "the removal fed")
+
+
+async def test_a_registration_after_the_hash_alone_was_lost_counts_afresh(
+    redis_server: RedisServer, fleets: Fleets
+) -> None:
+    """No reconnect, so no write-back: the next new registration starts the counts again."""
+    (member,) = await members(redis_server, fleets, 1)
+    await member.registrations.add("fs", "a")
+    await member.registrations.add("fs", "b")
+    with redis_server.client() as raw:
+        raw.delete("bje:{test}:jobs")  # the counts hash stays, saying 2
+    assert await member.registrations.add("fs", "c", max_jobs=2) is True  # not "full"
+    assert await member.registrations.count("fs") == 1

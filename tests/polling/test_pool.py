@@ -261,3 +261,20 @@ async def test_a_source_that_leaves_its_account_gets_a_gate_of_its_own(clock: Fa
         assert (ra.budget.gate, rb.budget.gate) == (ra.gate, rb.gate)
     finally:
         await pool.close()
+
+
+async def test_an_account_renamed_keeps_its_gate_and_what_it_holds(clock: FakeClock) -> None:
+    """Every source of an account renamed at once: the same gate, its Retry-After in force."""
+    pool = SourcePool(registry=REGISTRY, stats=Stats(), clock=clock, rng=random.Random(0))
+    a = _adaptive(name="a", account="prod", adaptive_polling=None)
+    b = dataclasses.replace(a, name="b", path="other/{id}")
+    try:
+        await pool.update(Config(sources=(a, b)))
+        gate = pool.runtimes["a"].gate
+        gate.retry_after(clock.monotonic(), 30.0)
+        renamed = tuple(dataclasses.replace(s, account="acme") for s in (a, b))
+        await pool.update(Config(sources=renamed))
+        assert (pool.runtimes["a"].gate is gate, pool.runtimes["b"].gate is gate) == (True, True)
+        assert gate.closed_for(clock.monotonic()) == 30.0
+    finally:
+        await pool.close()
