@@ -9,14 +9,7 @@ from dataclasses import dataclass
 from yaml.nodes import Node
 
 from exporter.config._nodes import Fields, Walker, quote
-from exporter.config.tls import (
-    TLS_VERSIONS,
-    TLSFileError,
-    _chain_error,
-    _EncryptedKeyError,
-    _no_passphrase,
-    _why,
-)
+from exporter.config.tls import TLS_VERSIONS, TLSFileError, _why, load_cert_chain
 
 __all__ = ["TLSServerConfig", "server_context", "tls_server_config"]
 
@@ -104,13 +97,7 @@ class TLSServerConfig:
 def server_context(tls: TLSServerConfig) -> ssl.SSLContext:
     """The server TLS context; :class:`TLSFileError` names the ``tls_server_config`` key."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file, password=_no_passphrase)
-    except _EncryptedKeyError:
-        message = f"{quote(tls.key_file)} is encrypted: give an unencrypted key"
-        raise TLSFileError("key_file", message) from None
-    except (OSError, ssl.SSLError) as exc:
-        raise _chain_error(tls.cert_file, tls.key_file, exc) from None
+    load_cert_chain(ctx, tls.cert_file, tls.key_file)
     ctx.verify_mode = CLIENT_AUTH[tls.client_auth_type]
     try:
         if tls.client_ca_file:

@@ -53,19 +53,27 @@ def load_tls(tls: TLSConfig | None) -> ssl.SSLContext:
     if tls is None:
         return ctx
     if tls.cert_file and tls.key_file:
-        try:
-            ctx.load_cert_chain(tls.cert_file, tls.key_file, password=_no_passphrase)
-        except _EncryptedKeyError:
-            message = f"{quote(tls.key_file)} is encrypted: give an unencrypted key"
-            raise TLSFileError("key_file", message) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise _chain_error(tls.cert_file, tls.key_file, exc) from None
+        load_cert_chain(ctx, tls.cert_file, tls.key_file)
     if tls.min_version:
         ctx.minimum_version = TLS_VERSIONS[tls.min_version]
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def load_cert_chain(ctx: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    """Load a certificate and its key into ``ctx``; :class:`TLSFileError` names the one at fault.
+
+    A client's ``tls_config`` and a server's ``tls_server_config`` both load theirs here.
+    """
+    try:
+        ctx.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+    except _EncryptedKeyError:
+        message = f"{quote(key_file)} is encrypted: give an unencrypted key"
+        raise TLSFileError("key_file", message) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise _chain_error(cert_file, key_file, exc) from None
 
 
 def _chain_error(cert_file: str, key_file: str, exc: Exception) -> TLSFileError:
