@@ -101,20 +101,22 @@ class Feed:
                 while confirmed < len(self.channels):
                     message = await pubsub.get_message(timeout=timings.timeout)
                     confirmed += self._dispatch(message)
-        self._again = False  # this catch-up is the one asked for
-        for _, on_ready in self.channels.values():
-            await on_ready()
+        await self._read_missed()
         self.synced.set()
         while self._client() is client:
             if self._again:
-                self._again = False
-                for _, on_ready in self.channels.values():
-                    await on_ready()
+                await self._read_missed()
             # get_message's own timeout ends an idle wait; this one bounds a stuck read.
             with cancellable():
                 async with asyncio.timeout(timings.feed_poll + timings.timeout):
                     message = await pubsub.get_message(timeout=timings.feed_poll)
             self._dispatch(message)
+
+    async def _read_missed(self) -> None:
+        """Every channel's catch-up read; it serves any catch-up asked for until now."""
+        self._again = False
+        for _, on_ready in self.channels.values():
+            await on_ready()
 
     def _dispatch(self, message: object) -> int:
         """Hand a message to its channel's handler; 1 for a subscription's confirmation."""
